@@ -1,0 +1,21 @@
+"""cosmoext: native Python extensions as .cosmoext images, loaded without dlopen.
+
+``load(path)`` maps an image and returns its module; importing cosmoext's
+``.pth`` hook makes ``import NAME`` find ``NAME.cosmoext`` on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["load", "__version__"]
+
+
+def load(path: str, name: str | None = None):  # -> types.ModuleType
+    """Load the .cosmoext file at ``path`` as module ``name`` (default: file stem).
+
+    The module is put in ``sys.modules`` like any import; on failure an
+    ImportError names the file and the reason and nothing is left behind.
+    """
+    from ._hook import load_file
+
+    return load_file(path, name)

@@ -1,0 +1,17 @@
+"""Architecture back ends of the linker."""
+
+from __future__ import annotations
+
+from ..errors import CosmoextError
+
+ARCHES = ("x86_64", "aarch64")
+
+
+def get_backend(arch: str):  # -> linker.Backend
+    if arch == "x86_64":
+        from .x86_64 import X86_64
+
+        return X86_64()
+    if arch == "aarch64":
+        raise CosmoextError("aarch64 images are not supported yet (see issue: aarch64)")
+    raise CosmoextError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHES)})")

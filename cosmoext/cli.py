@@ -1,0 +1,35 @@
+"""The ``cosmoext`` command: one module per subcommand, one error format."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .errors import CosmoextError
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import cmd_build_ext, cmd_inspect, cmd_link
+
+    parser = argparse.ArgumentParser(prog="cosmoext", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"cosmoext {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for mod in (cmd_build_ext, cmd_link, cmd_inspect):
+        mod.add_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except CosmoextError as e:
+        msg = str(e)
+        first, _, rest = msg.partition("\n")
+        print(f"cosmoext: error: {first}", file=sys.stderr)
+        if rest:
+            print(rest, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

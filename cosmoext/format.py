@@ -1,0 +1,368 @@
+"""The .cosmoext container format, version 1 (see docs/format.md).
+
+All integers are little-endian.  The layout here is the single source of
+truth for the Python side; ``cosmoext/runtime/cxformat.h`` mirrors it for
+the loader.  ``pack`` writes a file, ``parse`` reads one back with the same
+checks the loader makes (used by ``inspect`` and the tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+
+MAGIC = b"COSMOEXT"
+IMAGE_MAGIC = b"CXIM"
+VERSION_MAJOR = 1
+VERSION_MINOR = 0
+ALIGN = 0x10000  # segments and images are 64 KiB aligned in file and memory
+MAX_IMAGES = 8
+
+EM_X86_64 = 62
+EM_AARCH64 = 183
+ARCH_NAMES = {EM_X86_64: "x86_64", EM_AARCH64: "aarch64"}
+ARCH_IDS = {v: k for k, v in ARCH_NAMES.items()}
+
+# Image header flags.  The loader re-derives the placement requirements from
+# the fixups and refuses an image whose flags disagree with them.
+F_PIC = 1 << 0  # built from -fPIC objects (informational)
+F_NEAR_HOST = 1 << 1  # PC-relative 32-bit fixups reach host symbols
+F_LOW_IMAGE = 1 << 2  # 32-bit absolute fixups hold image addresses
+F_LOW_HOST = 1 << 3  # 32-bit absolute fixups hold host addresses
+F_STATIC_TLS = 1 << 4  # TPOFF fixups: needs a static TLS reserve
+F_DYNAMIC_TLS = 1 << 5  # DTPMOD fixups: uses the loader's __tls_get_addr
+FLAG_NAMES = {
+    F_PIC: "pic",
+    F_NEAR_HOST: "near-host",
+    F_LOW_IMAGE: "low-image",
+    F_LOW_HOST: "low-host",
+    F_STATIC_TLS: "static-tls",
+    F_DYNAMIC_TLS: "dynamic-tls",
+}
+
+PROT_R, PROT_W, PROT_X = 1, 2, 4
+SEG_TEXT, SEG_RODATA, SEG_RELRO, SEG_DATA = 1, 2, 3, 4
+SEG_NAMES = {SEG_TEXT: "text", SEG_RODATA: "rodata", SEG_RELRO: "relro", SEG_DATA: "data"}
+SEG_PROT = {
+    SEG_TEXT: PROT_R | PROT_X,
+    SEG_RODATA: PROT_R,
+    SEG_RELRO: PROT_R,
+    SEG_DATA: PROT_R | PROT_W,
+}
+
+# Normalised fixup kinds (S = symbol or image base, A = addend, P = place,
+# T = offset of the image's TLS block from the thread pointer).
+FX_ABS64 = 1  # u64 S+A
+FX_ABS32 = 2  # u32 S+A, must fit zero-extended
+FX_ABS32S = 3  # s32 S+A, must fit sign-extended
+FX_PC32 = 4  # s32 S+A-P
+FX_PC64 = 5  # s64 S+A-P
+FX_TPOFF64 = 6  # s64 T+A
+FX_TPOFF32 = 7  # s32 T+A
+FX_DTPMOD64 = 8  # u64 module handle for the loader's __tls_get_addr
+# aarch64 (instruction fields; page = x & ~0xfff)
+FX_A64_ADRP = 16  # ADRP imm21 = (page(S+A) - page(P)) >> 12, +-4 GiB
+FX_A64_ADD_LO12 = 17  # ADD imm12 = (S+A) & 0xfff
+FX_A64_LDST8_LO12 = 18  # LD/ST imm12 = ((S+A) & 0xfff) >> 0
+FX_A64_LDST16_LO12 = 19
+FX_A64_LDST32_LO12 = 20
+FX_A64_LDST64_LO12 = 21
+FX_A64_LDST128_LO12 = 22
+FX_A64_MOVW_G0 = 23  # MOVZ/MOVK imm16 = (S+A) >> 0 & 0xffff
+FX_A64_MOVW_G1 = 24
+FX_A64_MOVW_G2 = 25
+FX_A64_MOVW_G3 = 26
+FX_A64_TLSDESC = 27  # 16-byte descriptor: resolver + argument
+FIXUP_NAMES = {
+    FX_ABS64: "abs64",
+    FX_ABS32: "abs32",
+    FX_ABS32S: "abs32s",
+    FX_PC32: "pc32",
+    FX_PC64: "pc64",
+    FX_TPOFF64: "tpoff64",
+    FX_TPOFF32: "tpoff32",
+    FX_DTPMOD64: "dtpmod64",
+    FX_A64_ADRP: "a64-adrp",
+    FX_A64_ADD_LO12: "a64-add-lo12",
+    FX_A64_LDST8_LO12: "a64-ldst8-lo12",
+    FX_A64_LDST16_LO12: "a64-ldst16-lo12",
+    FX_A64_LDST32_LO12: "a64-ldst32-lo12",
+    FX_A64_LDST64_LO12: "a64-ldst64-lo12",
+    FX_A64_LDST128_LO12: "a64-ldst128-lo12",
+    FX_A64_MOVW_G0: "a64-movw-g0",
+    FX_A64_MOVW_G1: "a64-movw-g1",
+    FX_A64_MOVW_G2: "a64-movw-g2",
+    FX_A64_MOVW_G3: "a64-movw-g3",
+    FX_A64_TLSDESC: "a64-tlsdesc",
+}
+SYM_BASE = 0xFFFFFFFF  # S is the image's load address
+SYM_NONE = 0xFFFFFFFE  # no symbol (TLS kinds)
+IMP_WEAK = 1
+
+FILE_HDR = struct.Struct("<8sHHIII Q Q 24x")  # 64 bytes
+IMAGE_ENT = struct.Struct("<HHI Q Q 32s 8x")  # 64 bytes
+IMAGE_HDR = struct.Struct(
+    "<4sHHII16s16s QQ II II II II II QII Q QI4x QQ QII I4x Q"
+)  # 192 bytes
+SEGMENT = struct.Struct("<QQQQII")  # 40 bytes
+IMPORT = struct.Struct("<IIII")  # 16 bytes
+FIXUP = struct.Struct("<QIIq")  # 24 bytes
+assert FILE_HDR.size == 64 and IMAGE_ENT.size == 64 and IMAGE_HDR.size == 192
+
+
+class FormatError(ValueError):
+    """A file that is not a valid .cosmoext (the message says why)."""
+
+
+def gnu_hash(name: str | bytes) -> int:
+    """The GNU ELF symbol hash; the loader's export table uses the same."""
+    h = 5381
+    for c in name.encode() if isinstance(name, str) else name:
+        h = (h * 33 + c) & 0xFFFFFFFF
+    return h
+
+
+def align_up(x: int, a: int = ALIGN) -> int:
+    return (x + a - 1) & ~(a - 1)
+
+
+@dataclass
+class Segment:
+    kind: int
+    vaddr: int
+    memsz: int
+    data: bytes  # file contents; len(data) == filesz <= memsz
+
+    @property
+    def prot(self) -> int:
+        return SEG_PROT[self.kind]
+
+
+@dataclass
+class Import:
+    name: str
+    weak: bool = False
+
+
+@dataclass
+class Fixup:
+    vaddr: int
+    kind: int
+    sym: int
+    addend: int
+
+
+@dataclass
+class Image:
+    arch: int
+    target: str
+    python_abi: str
+    name: str
+    entry: int
+    segments: list[Segment]
+    imports: list[Import] = field(default_factory=list)
+    fixups: list[Fixup] = field(default_factory=list)
+    flags: int = 0
+    init_array: tuple[int, int] = (0, 0)  # vaddr, count
+    fini_array: tuple[int, int] = (0, 0)
+    eh_frame: tuple[int, int] = (0, 0)  # vaddr, size
+    eh_frame_hdr: tuple[int, int] = (0, 0)
+    tls: tuple[int, int, int, int] = (0, 0, 0, 0)  # vaddr, filesz, memsz, align
+    sha256: bytes = b""
+
+    @property
+    def vsize(self) -> int:
+        return max((align_up(s.vaddr + s.memsz) for s in self.segments), default=0)
+
+    @property
+    def arch_name(self) -> str:
+        return ARCH_NAMES.get(self.arch, f"machine-{self.arch}")
+
+
+def _cstr(s: str, n: int) -> bytes:
+    b = s.encode()
+    if len(b) >= n:
+        raise FormatError(f"string {s!r} longer than {n - 1} bytes")
+    return b
+
+
+def _pack_image(img: Image) -> bytes:
+    segs = sorted(img.segments, key=lambda s: s.vaddr)
+    strtab = bytearray(b"\0")
+    offsets: dict[str, int] = {}
+
+    def intern(s: str) -> int:
+        if s not in offsets:
+            offsets[s] = len(strtab)
+            strtab.extend(s.encode() + b"\0")
+        return offsets[s]
+
+    name_off = intern(img.name)
+    imp_blob = b"".join(
+        IMPORT.pack(intern(i.name), gnu_hash(i.name), IMP_WEAK if i.weak else 0, 0)
+        for i in img.imports
+    )
+    fix_blob = b"".join(
+        FIXUP.pack(f.vaddr, f.kind, f.sym, f.addend)
+        for f in sorted(img.fixups, key=lambda f: f.vaddr)
+    )
+    seg_off = IMAGE_HDR.size
+    imp_off = seg_off + SEGMENT.size * len(segs)
+    fix_off = imp_off + len(imp_blob)
+    str_off = fix_off + len(fix_blob)
+    meta_end = str_off + len(strtab)
+    seg_blob = bytearray()
+    data_off = align_up(meta_end)
+    file_offsets = []
+    for s in segs:
+        file_offsets.append(data_off if s.data else 0)
+        data_off = align_up(data_off + len(s.data)) if s.data else data_off
+    for s, off in zip(segs, file_offsets, strict=True):
+        seg_blob += SEGMENT.pack(s.vaddr, s.memsz, off, len(s.data), s.prot, s.kind)
+    hdr = IMAGE_HDR.pack(
+        IMAGE_MAGIC, img.arch, IMAGE_HDR.size, img.flags, ALIGN,
+        _cstr(img.target, 16), _cstr(img.python_abi, 16),
+        img.vsize, img.entry,
+        name_off, 0,
+        seg_off, len(segs),
+        imp_off, len(img.imports),
+        fix_off, len(img.fixups),
+        str_off, len(strtab),
+        img.init_array[0], img.init_array[1], img.fini_array[1],
+        img.fini_array[0],
+        img.eh_frame_hdr[0], img.eh_frame_hdr[1],
+        img.eh_frame[0], img.eh_frame[1],
+        img.tls[0], img.tls[1], img.tls[2],
+        img.tls[3],
+        0,
+    )
+    out = bytearray(hdr + seg_blob + imp_blob + fix_blob + strtab)
+    for s, off in zip(segs, file_offsets, strict=True):
+        if s.data:
+            out.extend(b"\0" * (off - len(out)))
+            out.extend(s.data)
+    return bytes(out)
+
+
+def pack(images: list[Image]) -> bytes:
+    """Serialise images (one per architecture) into a .cosmoext file."""
+    if not 1 <= len(images) <= MAX_IMAGES:
+        raise FormatError(f"a file holds 1..{MAX_IMAGES} images, got {len(images)}")
+    if len({i.arch for i in images}) != len(images):
+        raise FormatError("two images for the same architecture")
+    blobs = [_pack_image(i) for i in images]
+    off = align_up(FILE_HDR.size + IMAGE_ENT.size * len(images))
+    table = bytearray()
+    body = bytearray()
+    for img, blob in zip(images, blobs, strict=True):
+        img.sha256 = hashlib.sha256(blob).digest()
+        table += IMAGE_ENT.pack(img.arch, 0, 0, off, len(blob), img.sha256)
+        body += b"\0" * (off - len(body)) + blob  # body is indexed by file offset
+        off = align_up(off + len(blob))
+    hdr = FILE_HDR.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, FILE_HDR.size,
+                        len(images), IMAGE_ENT.size, len(body), FILE_HDR.size)
+    head = hdr + bytes(table)
+    return head + bytes(body[len(head):])
+
+
+def reseal(data: bytes | bytearray) -> bytes:
+    """Recompute every image's SHA-256 in place (for tests that corrupt tables)."""
+    buf = bytearray(data)
+    _, _, _, _, count, _, _, table = FILE_HDR.unpack_from(buf, 0)
+    for i in range(count):
+        pos = table + i * IMAGE_ENT.size
+        arch, r0, r1, off, size, _ = IMAGE_ENT.unpack_from(buf, pos)
+        digest = hashlib.sha256(bytes(buf[off:off + size])).digest()
+        IMAGE_ENT.pack_into(buf, pos, arch, r0, r1, off, size, digest)
+    return bytes(buf)
+
+
+def _read_cstr(blob: bytes, off: int, limit: int, what: str) -> str:
+    if off >= limit:
+        raise FormatError(f"{what}: string offset {off} outside string table")
+    end = blob.find(b"\0", off, limit)
+    if end < 0:
+        raise FormatError(f"{what}: unterminated string")
+    return blob[off:end].decode("utf-8", "replace")
+
+
+def _parse_image(arch: int, blob: bytes) -> Image:
+    if len(blob) < IMAGE_HDR.size:
+        raise FormatError("image shorter than its header")
+    (magic, iarch, hsize, flags, align, target, abi, vsize, entry, name_off, _r0,
+     seg_off, seg_n, imp_off, imp_n, fix_off, fix_n, str_off, str_size,
+     init_va, init_n, fini_n, fini_va, ehh_va, ehh_sz, eh_va, eh_sz,
+     tls_va, tls_filesz, tls_memsz, tls_align, _r1) = IMAGE_HDR.unpack_from(blob, 0)
+    if magic != IMAGE_MAGIC:
+        raise FormatError("bad image magic")
+    if iarch != arch or hsize != IMAGE_HDR.size or align != ALIGN:
+        raise FormatError("image header disagrees with the file's image table")
+
+    def table(off: int, n: int, st: struct.Struct, what: str) -> list[tuple]:
+        end = off + n * st.size
+        if off < IMAGE_HDR.size or end > len(blob):
+            raise FormatError(f"{what} table out of bounds")
+        return [st.unpack_from(blob, off + k * st.size) for k in range(n)]
+
+    if str_off + str_size > len(blob) or str_size == 0:
+        raise FormatError("string table out of bounds")
+    strend = str_off + str_size
+    segs = []
+    for va, memsz, off, filesz, _prot, kind in table(seg_off, seg_n, SEGMENT, "segment"):
+        if kind not in SEG_NAMES or off + filesz > len(blob) or filesz > memsz:
+            raise FormatError("bad segment entry")
+        segs.append(Segment(kind, va, memsz, blob[off:off + filesz]))
+    imports = []
+    for noff, h, fl, _ in table(imp_off, imp_n, IMPORT, "import"):
+        name = _read_cstr(blob, str_off + noff, strend, "import")
+        if gnu_hash(name) != h:
+            raise FormatError(f"import {name!r}: hash mismatch")
+        imports.append(Import(name, bool(fl & IMP_WEAK)))
+    fixups = [Fixup(*t) for t in table(fix_off, fix_n, FIXUP, "fixup")]
+    return Image(
+        arch=arch,
+        target=target.rstrip(b"\0").decode(),
+        python_abi=abi.rstrip(b"\0").decode(),
+        name=_read_cstr(blob, str_off + name_off, strend, "module name"),
+        entry=entry,
+        segments=segs,
+        imports=imports,
+        fixups=fixups,
+        flags=flags,
+        init_array=(init_va, init_n),
+        fini_array=(fini_va, fini_n),
+        eh_frame=(eh_va, eh_sz),
+        eh_frame_hdr=(ehh_va, ehh_sz),
+        tls=(tls_va, tls_filesz, tls_memsz, tls_align),
+    )
+
+
+def parse(data: bytes, *, verify: bool = True) -> list[Image]:
+    """Parse a .cosmoext file into its images (raises FormatError)."""
+    if len(data) < FILE_HDR.size:
+        raise FormatError("file shorter than its header")
+    magic, vmaj, _vmin, hsize, count, esize, fsize, table = FILE_HDR.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise FormatError("not a .cosmoext file (bad magic)")
+    if vmaj != VERSION_MAJOR:
+        raise FormatError(f"format version {vmaj} is not supported (this is {VERSION_MAJOR})")
+    if hsize != FILE_HDR.size or esize != IMAGE_ENT.size or not 1 <= count <= MAX_IMAGES:
+        raise FormatError("bad file header")
+    if fsize != len(data):
+        raise FormatError(f"file size is {len(data)}, header says {fsize} (truncated?)")
+    images = []
+    for i in range(count):
+        pos = table + i * IMAGE_ENT.size
+        if pos + IMAGE_ENT.size > len(data):
+            raise FormatError("image table out of bounds")
+        arch, _, _, off, size, digest = IMAGE_ENT.unpack_from(data, pos)
+        if off % ALIGN or off + size > len(data):
+            raise FormatError("image out of bounds")
+        blob = data[off:off + size]
+        if verify and hashlib.sha256(blob).digest() != digest:
+            raise FormatError(f"{ARCH_NAMES.get(arch, arch)} image: SHA-256 mismatch")
+        img = _parse_image(arch, blob)
+        img.sha256 = digest
+        images.append(img)
+    return images

@@ -1,0 +1,77 @@
+/* Unwinder hooks: images' unwinders (libgcc_eh, LLVM libunwind) find FDEs
+   through _dl_find_object or dl_iterate_phdr.  Images import those names
+   from the export table, which points here: we answer for loaded images
+   and defer to the C library for everything else. */
+#define _GNU_SOURCE 1
+#include <elf.h>
+#include <link.h>
+#include <stdint.h>
+#include <string.h>
+#include <dlfcn.h>
+
+#include "cxload.h"
+
+#define CX_MAX_PHDRS (8 + 2)
+
+int cx_dl_find_object(void *pc, void *result) {
+  uintptr_t a = (uintptr_t)pc;
+  for (struct cx_image *im = cx_images(); im; im = im->next) {
+    if (a < im->base || a - im->base >= im->vsize) continue;
+#ifdef DLFO_STRUCT_HAS_EH_DBASE
+    struct dl_find_object *r = result;
+    memset(r, 0, sizeof *r);
+    r->dlfo_map_start = (void *)im->base;
+    r->dlfo_map_end = (void *)(im->base + im->vsize);
+    r->dlfo_eh_frame = (void *)im->ehhdr;
+    return im->ehhdr ? 0 : -1;
+#else
+    (void)result;
+    return -1;
+#endif
+  }
+#ifdef DLFO_STRUCT_HAS_EH_DBASE
+  return _dl_find_object(pc, result);
+#else
+  return -1;
+#endif
+}
+
+struct iter {
+  int (*cb)(void *, size_t, void *);
+  void *data;
+};
+
+int cx_dl_iterate_phdr(int (*cb)(void *info, size_t size, void *data), void *data) {
+  int r = dl_iterate_phdr((int (*)(struct dl_phdr_info *, size_t, void *))cb, data);
+  if (r) return r;
+  for (struct cx_image *im = cx_images(); im; im = im->next) {
+    ElfW(Phdr) ph[CX_MAX_PHDRS];
+    struct dl_phdr_info info;
+    unsigned n = 0;
+    memset(ph, 0, sizeof ph);
+    for (unsigned i = 0; i < im->nseg && n < 8; i++, n++) {
+      ph[n].p_type = PT_LOAD;
+      ph[n].p_vaddr = im->seg[i].start - im->base;
+      ph[n].p_memsz = ph[n].p_filesz = im->seg[i].size;
+      ph[n].p_flags = ((im->seg[i].prot & 1) ? PF_R : 0) | ((im->seg[i].prot & 2) ? PF_W : 0) |
+                      ((im->seg[i].prot & 4) ? PF_X : 0);
+      ph[n].p_align = 0x10000;
+    }
+    if (im->ehhdr) {
+      ph[n].p_type = PT_GNU_EH_FRAME;
+      ph[n].p_vaddr = im->ehhdr - im->base;
+      ph[n].p_memsz = ph[n].p_filesz = im->ehhdr_size;
+      ph[n].p_flags = PF_R;
+      ph[n].p_align = 4;
+      n++;
+    }
+    memset(&info, 0, sizeof info);
+    info.dlpi_addr = im->base;
+    info.dlpi_name = im->path;
+    info.dlpi_phdr = ph;
+    info.dlpi_phnum = (ElfW(Half))n;
+    r = cb(&info, sizeof info, data);
+    if (r) return r;
+  }
+  return 0;
+}

@@ -1,0 +1,252 @@
+/* cosmoext._runtime: the Python face of the loader.
+
+   create_module(spec) / exec_module(module) follow what CPython's
+   _imp.create_dynamic / _imp.exec_dynamic do for a dlopen()ed extension:
+   _Py_PackageContext carries the full name into PyModule_Create, a
+   PyModuleDef result means multi-phase init (PEP 489), anything else is a
+   single-phase module registered with _PyImport_FixupExtensionObject. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cxexports.h"
+#include "cxload.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#ifdef Py_DEBUG
+#define CX_ABI_FLAGS "d"
+#else
+#define CX_ABI_FLAGS ""
+#endif
+#define CX_PYTHON_ABI "cp" STR(PY_MAJOR_VERSION) STR(PY_MINOR_VERSION) CX_ABI_FLAGS
+
+#if defined(__COSMOPOLITAN__)
+#define CX_TARGET "cosmo"
+#elif defined(__linux__) && defined(__GLIBC__)
+#define CX_TARGET "linux-gnu"
+#elif defined(__linux__)
+#define CX_TARGET "linux-musl"
+#elif defined(__APPLE__)
+#define CX_TARGET "darwin"
+#else
+#define CX_TARGET "unknown"
+#endif
+
+/* Names the runtime itself provides, ahead of the generated table. */
+static const struct cx_export overrides[] = {
+    {0, "__tls_get_addr", (const void *)cx_tls_get_addr},
+    {0, "_dl_find_object", (const void *)cx_dl_find_object},
+    {0, "dl_iterate_phdr", (const void *)cx_dl_iterate_phdr},
+};
+
+static const void *resolve(const char *name, uint32_t hash) {
+  for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++)
+    if (strcmp(overrides[i].name, name) == 0) return overrides[i].addr;
+  const struct cx_export *e = cx_export_find(name, hash);
+  return e ? e->addr : NULL;
+}
+
+static const struct cx_host host = {CX_TARGET, CX_PYTHON_ABI, resolve};
+static struct cx_load_stats last_stats;
+static uint64_t last_init_ns;
+
+/* Find an already-loaded image for this file (dlopen returns the same
+   handle for the same file; so do we). */
+static struct cx_image *find_loaded(const char *path) {
+  struct stat sb;
+  if (stat(path, &sb) != 0) return NULL;
+  for (struct cx_image *im = cx_images(); im; im = im->next)
+    if (im->dev == (uint64_t)sb.st_dev && im->ino == (uint64_t)sb.st_ino &&
+        im->size == (uint64_t)sb.st_size && im->mtime_ns == (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec)
+      return im;
+  return NULL;
+}
+
+static PyObject *import_error(PyObject *name, PyObject *path, const char *fmt, ...) {
+  char buf[CX_ERRLEN + 256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  PyObject *msg = PyUnicode_FromString(buf);
+  if (msg) {
+    PyErr_SetImportError(msg, name, path);
+    Py_DECREF(msg);
+  }
+  return NULL;
+}
+
+static PyObject *create_module(PyObject *self, PyObject *spec) {
+  (void)self;
+  PyObject *name = NULL, *path = NULL, *pathb = NULL, *m = NULL;
+  name = PyObject_GetAttrString(spec, "name");
+  path = name ? PyObject_GetAttrString(spec, "origin") : NULL;
+  if (!path) goto done;
+  if (!PyUnicode_Check(name) || !PyUnicode_Check(path)) {
+    PyErr_SetString(PyExc_TypeError, "spec.name and spec.origin must be str");
+    goto done;
+  }
+  if (!PyUnicode_FSConverter(path, &pathb)) goto done;
+  const char *cpath = PyBytes_AS_STRING(pathb);
+  const char *fullname = PyUnicode_AsUTF8(name);
+  if (!fullname) goto done;
+  const char *dot = strrchr(fullname, '.');
+  const char *shortname = dot ? dot + 1 : fullname;
+
+  struct cx_image *im = find_loaded(cpath);
+  if (!im) {
+    char err[CX_ERRLEN];
+    Py_BEGIN_ALLOW_THREADS
+    im = cx_load(cpath, &host, err, sizeof err, &last_stats);
+    Py_END_ALLOW_THREADS
+    if (!im) {
+      import_error(name, path, "cannot load %s: %s", cpath, err);
+      goto done;
+    }
+  }
+  if (strcmp(im->name, shortname) != 0) {
+    import_error(name, path, "cannot load %s: it holds module '%s', not '%s'", cpath, im->name,
+                 shortname);
+    goto done;
+  }
+  PyObject *(*init)(void) = (PyObject * (*)(void)) im->entry;
+  uint64_t t0 = 0;
+  {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    t0 = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  }
+  const char *oldctx = _Py_PackageContext;
+  _Py_PackageContext = fullname;
+  m = init();
+  _Py_PackageContext = oldctx;
+  {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    last_init_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - t0;
+  }
+  if (!m) {
+    if (!PyErr_Occurred())
+      PyErr_Format(PyExc_SystemError, "initialization of %s failed without raising an exception",
+                   shortname);
+    goto done;
+  }
+  if (PyErr_Occurred()) {
+    Py_CLEAR(m);
+    PyErr_Format(PyExc_SystemError, "initialization of %s raised unreported exception", shortname);
+    goto done;
+  }
+  if (PyObject_TypeCheck(m, &PyModuleDef_Type)) {
+    PyObject *mod = PyModule_FromDefAndSpec((PyModuleDef *)m, spec);
+    m = mod; /* the def is static; no reference was owned */
+    goto done;
+  }
+  PyModuleDef *def = PyModule_GetDef(m);
+  if (!def) {
+    PyErr_Clear();
+    Py_CLEAR(m);
+    PyErr_Format(PyExc_SystemError, "initialization of %s did not return an extension module",
+                 shortname);
+    goto done;
+  }
+  def->m_base.m_init = init;
+  if (PyModule_AddObjectRef(m, "__file__", path) < 0) PyErr_Clear();
+  PyObject *modules = PyImport_GetModuleDict();
+  if (_PyImport_FixupExtensionObject(m, name, path, modules) < 0) Py_CLEAR(m);
+done:
+  Py_XDECREF(name);
+  Py_XDECREF(path);
+  Py_XDECREF(pathb);
+  return m;
+}
+
+static PyObject *exec_module(PyObject *self, PyObject *mod) {
+  (void)self;
+  if (!PyModule_Check(mod)) Py_RETURN_NONE;
+  PyModuleDef *def = PyModule_GetDef(mod);
+  if (!def) {
+    PyErr_Clear();
+    Py_RETURN_NONE;
+  }
+  if (PyModule_GetState(mod)) Py_RETURN_NONE; /* already executed */
+  if (PyModule_ExecDef(mod, def) < 0) return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *info(PyObject *self, PyObject *noargs) {
+  (void)self;
+  (void)noargs;
+  return Py_BuildValue("{s:s,s:s,s:s,s:n,s:n,s:n}", "target", CX_TARGET, "python_abi",
+                       CX_PYTHON_ABI, "machine", cx_machine_name(cx_machine()), "exports",
+                       (Py_ssize_t)cx_export_count, "static_tls_reserve",
+                       (Py_ssize_t)(cx_static_tls ? cx_static_tls->size : 0),
+                       "static_tls_used", (Py_ssize_t)(cx_static_tls ? cx_static_tls->used : 0));
+}
+
+static PyObject *counters(PyObject *self, PyObject *noargs) {
+  (void)self;
+  (void)noargs;
+  struct cx_counters c;
+  cx_get_counters(&c);
+  return Py_BuildValue("{s:K,s:K,s:K,s:K}", "loaded", (unsigned long long)c.loaded, "failed",
+                       (unsigned long long)c.failed, "live_bytes",
+                       (unsigned long long)c.live_bytes, "live_regions",
+                       (unsigned long long)c.live_regions);
+}
+
+static PyObject *load_stats(PyObject *self, PyObject *noargs) {
+  (void)self;
+  (void)noargs;
+  return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "validate_ns",
+                       (unsigned long long)last_stats.validate_ns, "map_ns",
+                       (unsigned long long)last_stats.map_ns, "fixup_ns",
+                       (unsigned long long)last_stats.fixup_ns, "init_array_ns",
+                       (unsigned long long)last_stats.init_ns, "pyinit_ns",
+                       (unsigned long long)last_init_ns, "fixups",
+                       (unsigned long long)last_stats.fixups, "imports",
+                       (unsigned long long)last_stats.imports);
+}
+
+static PyObject *images(PyObject *self, PyObject *noargs) {
+  (void)self;
+  (void)noargs;
+  PyObject *list = PyList_New(0);
+  for (struct cx_image *im = cx_images(); list && im; im = im->next) {
+    PyObject *d = Py_BuildValue("{s:s,s:s,s:K,s:n,s:I}", "path", im->path, "name", im->name,
+                                "base", (unsigned long long)im->base, "vsize",
+                                (Py_ssize_t)im->vsize, "flags", im->flags);
+    if (!d || PyList_Append(list, d) < 0) Py_CLEAR(list);
+    Py_XDECREF(d);
+  }
+  return list;
+}
+
+static PyObject *resolve_py(PyObject *self, PyObject *arg) {
+  (void)self;
+  const char *name = PyUnicode_AsUTF8(arg);
+  if (!name) return NULL;
+  const void *a = resolve(name, cx_gnu_hash_str(name));
+  if (!a) Py_RETURN_NONE;
+  return PyLong_FromVoidPtr((void *)a);
+}
+
+static PyMethodDef methods[] = {
+    {"create_module", create_module, METH_O, "Load the image named by spec.origin; run PyInit."},
+    {"exec_module", exec_module, METH_O, "Execute a multi-phase module (PEP 489)."},
+    {"info", info, METH_NOARGS, "Target, Python ABI, machine and export-table size."},
+    {"counters", counters, METH_NOARGS, "Images loaded/failed and live mapped bytes."},
+    {"load_stats", load_stats, METH_NOARGS, "Phase timings (ns) of the last load."},
+    {"images", images, METH_NOARGS, "The loaded images."},
+    {"resolve", resolve_py, METH_O, "Address the export table gives for a name, or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moddef = {
+    PyModuleDef_HEAD_INIT, "cosmoext._runtime",
+    "The cosmoext loader: maps .cosmoext images without dlopen.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__runtime(void) { return PyModule_Create(&moddef); }

@@ -1,0 +1,117 @@
+"""Toolchains: which compilers make the objects, with which flags.
+
+``gnu`` and ``clang`` are the system compilers (stand-ins for cosmocc on
+machines without it); ``cosmocc`` is Cosmopolitan's, whose objects are
+always non-PIC.  Flags mirror what cosmocc does so stand-in objects have the
+same shape: ``-fno-pic -fno-pie`` small code model, and on aarch64
+``-ffixed-x18 -ffixed-x28``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass
+
+from .errors import ToolchainError
+
+TOOLCHAINS = ("gnu", "clang", "cosmocc")
+CXX_SUFFIXES = (".cc", ".cpp", ".cxx", ".c++", ".C")
+C_SUFFIXES = (".c",)
+ASM_SUFFIXES = (".S", ".s")
+INSTALL_HINTS = {
+    "gcc": "apt-get install gcc", "g++": "apt-get install g++", "ld": "apt-get install binutils",
+    "clang": "apt-get install clang", "clang++": "apt-get install clang",
+    "aarch64-linux-gnu-gcc": "apt-get install gcc-aarch64-linux-gnu",
+    "aarch64-linux-gnu-g++": "apt-get install g++-aarch64-linux-gnu",
+    "aarch64-linux-gnu-ld": "apt-get install binutils-aarch64-linux-gnu",
+    "cosmocc": "download cosmocc from cosmo.zip and put its bin/ on PATH",
+}
+
+
+def host_target() -> str:
+    """The target name of the running interpreter, e.g. ``linux-gnu``."""
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    if multiarch.count("-") >= 2:
+        return multiarch.split("-", 1)[1]
+    if sys.platform == "darwin":
+        return "darwin"
+    return "linux-gnu" if sys.platform.startswith("linux") else sys.platform
+
+
+def host_python_abi() -> str:
+    return f"cp{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
+
+
+def host_arch() -> str:
+    m = os.uname().machine
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
+
+
+@dataclass
+class Toolchain:
+    name: str
+    arch: str
+    cc: str
+    cxx: str
+    ld: str
+    target_flags: tuple[str, ...] = ()
+
+    def check(self, need_cxx: bool = False) -> None:
+        for tool in (self.cc, self.ld) + ((self.cxx,) if need_cxx else ()):
+            if shutil.which(tool) is None:
+                hint = INSTALL_HINTS.get(os.path.basename(tool))
+                raise ToolchainError(f"toolchain '{self.name}' ({self.arch}): {tool} not found"
+                                     + (f"; install it with: {hint}" if hint else ""))
+
+    def flags(self, pic: bool) -> list[str]:
+        f = ["-O2", "-ffunction-sections", "-fdata-sections", *self.target_flags]
+        if pic:
+            f += ["-fPIC"]
+        else:
+            f += ["-fno-pic", "-fno-pie"]
+            if self.name != "cosmocc":
+                f += ["-mcmodel=small"]
+        if self.arch == "aarch64":
+            f += ["-ffixed-x18", "-ffixed-x28"]
+        return f
+
+    def runtime_archives(self) -> list[str]:
+        """libstdc++.a, libgcc_eh.a and libgcc.a for linking C++ into an image."""
+        out = []
+        for name in ("libstdc++.a", "libgcc_eh.a", "libgcc.a"):
+            try:
+                p = subprocess.run([self.cxx, *self.target_flags, f"-print-file-name={name}"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+            except (OSError, subprocess.CalledProcessError) as e:
+                raise ToolchainError(f"{self.cxx}: cannot locate {name}: {e}") from e
+            if not os.path.isabs(p) or not os.path.exists(p):
+                raise ToolchainError(f"{self.cxx}: {name} not found (install the static "
+                                     "C++ runtime, e.g. apt-get install libstdc++-12-dev)")
+            out.append(p)
+        return out
+
+
+def get_toolchain(name: str = "gnu", arch: str | None = None) -> Toolchain:
+    arch = arch or host_arch()
+    if arch not in ("x86_64", "aarch64"):
+        raise ToolchainError(f"unsupported architecture {arch!r} (choose x86_64 or aarch64)")
+    native = arch == host_arch()
+    if name == "gnu":
+        if native:
+            return Toolchain("gnu", arch, "gcc", "g++", "ld")
+        p = f"{arch}-linux-gnu-"
+        return Toolchain("gnu", arch, p + "gcc", p + "g++", p + "ld")
+    if name == "clang":
+        tf = () if native else (f"--target={arch}-linux-gnu",)
+        ld = "ld" if native else f"{arch}-linux-gnu-ld"
+        return Toolchain("clang", arch, "clang", "clang++", ld, tf)
+    if name == "cosmocc":
+        # Not verifiable on machines without cosmocc; see README.
+        ld = f"{arch}-linux-cosmo-ld"
+        return Toolchain("cosmocc", arch, "cosmocc", "cosmoc++", ld,
+                         () if native else (f"-Xarch_{arch}",))
+    raise ToolchainError(f"unknown toolchain {name!r} (choose from {', '.join(TOOLCHAINS)})")

@@ -1,0 +1,1 @@
+"""Test harness for cosmoext: W^X seccomp guard, LD_AUDIT guard."""
