@@ -40,6 +40,7 @@ class BuildSettings:
     extra_objects: list[str] = field(default_factory=list)
     verbose: bool = False
     jobs: int = 0
+    quiet: bool = False  # no progress lines (library use)
 
 
 def _compile(cmd: list[str], verbose: bool) -> None:
@@ -54,6 +55,11 @@ def _compile(cmd: list[str], verbose: bool) -> None:
                             + proc.stderr.rstrip())
     if proc.stderr and verbose:
         print(proc.stderr.rstrip(), flush=True)
+
+
+def _progress(s: BuildSettings, line: str) -> None:
+    if not s.quiet:
+        print(line, flush=True)
 
 
 def build(s: BuildSettings) -> str:
@@ -86,13 +92,13 @@ def build(s: BuildSettings) -> str:
                 cmds.append([cc, "-c", *base, *s.cflags, src, "-o", obj])
                 objs.append(obj)
             for n, cmd in enumerate(cmds, 1):
-                print(f"[{n}/{len(cmds) + 1}] compile {cmd[-3]} ({arch})", flush=True)
+                _progress(s, f"[{n}/{len(cmds) + 1}] compile {cmd[-3]} ({arch})")
             with ThreadPoolExecutor(max_workers=s.jobs or os.cpu_count() or 1) as pool:
                 list(pool.map(lambda c: _compile(c, s.verbose), cmds))
             inputs = objs + list(s.extra_objects)
             if has_cxx:
                 inputs += tc.runtime_archives()
-            print(f"[{len(cmds) + 1}/{len(cmds) + 1}] link {s.name} ({arch})", flush=True)
+            _progress(s, f"[{len(cmds) + 1}/{len(cmds) + 1}] link {s.name} ({arch})")
             images.append(linker.link(inputs, name=s.name, arch=arch, target=target,
                                       python_abi=abi, pic=pic, ld=tc.ld, verbose=s.verbose))
     out = s.output or f"{s.name}.cosmoext"

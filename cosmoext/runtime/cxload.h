@@ -52,6 +52,9 @@ struct cx_load_stats {
 struct cx_image *cx_load(const char *path, const struct cx_host *host,
                          char *err, size_t errlen, struct cx_load_stats *st);
 
+/* Non-zero: verify each image's SHA-256 before loading it. */
+extern int cx_verify_digests;
+
 /* The list of loaded images (newest first), for the unwinder hooks. */
 struct cx_image *cx_images(void);
 uint32_t cx_gnu_hash_str(const char *s);

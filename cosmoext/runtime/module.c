@@ -7,6 +7,7 @@
    single-phase module registered with _PyImport_FixupExtensionObject. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -223,6 +224,14 @@ static PyObject *images(PyObject *self, PyObject *noargs) {
   return list;
 }
 
+static PyObject *set_verify(PyObject *self, PyObject *arg) {
+  (void)self;
+  int old = cx_verify_digests, v = PyObject_IsTrue(arg);
+  if (v < 0) return NULL;
+  cx_verify_digests = v;
+  return PyBool_FromLong(old);
+}
+
 static PyObject *resolve_py(PyObject *self, PyObject *arg) {
   (void)self;
   const char *name = PyUnicode_AsUTF8(arg);
@@ -239,6 +248,7 @@ static PyMethodDef methods[] = {
     {"counters", counters, METH_NOARGS, "Images loaded/failed and live mapped bytes."},
     {"load_stats", load_stats, METH_NOARGS, "Phase timings (ns) of the last load."},
     {"images", images, METH_NOARGS, "The loaded images."},
+    {"set_verify", set_verify, METH_O, "Verify SHA-256 digests at load (returns old value)."},
     {"resolve", resolve_py, METH_O, "Address the export table gives for a name, or None."},
     {NULL, NULL, 0, NULL},
 };
@@ -249,4 +259,8 @@ static struct PyModuleDef moddef = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__runtime(void) { return PyModule_Create(&moddef); }
+PyMODINIT_FUNC PyInit__runtime(void) {
+  const char *v = getenv("COSMOEXT_VERIFY");
+  cx_verify_digests = v && *v && strcmp(v, "0") != 0;
+  return PyModule_Create(&moddef);
+}

@@ -89,9 +89,12 @@ tls_addr(PyObject *self, PyObject *Py_UNUSED(ignored))
 /* ------------------------------------------------------------------ */
 /* Native threads                                                      */
 
+/* A start barrier: opens when every thread has arrived (or main aborts). */
 struct gate {
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    long arrived;
+    long target;
     int open;
 };
 
@@ -112,8 +115,13 @@ worker_main(void *p)
 
     w->c2_start = counter2;
     w->addr = (uintptr_t)&counter;
-    /* wait until every thread exists so that they run concurrently */
+    /* wait until every thread is running: all are alive at the same time,
+     * so their TLS blocks must be distinct, and the loops run concurrently */
     pthread_mutex_lock(&w->gate->mu);
+    if (++w->gate->arrived >= w->gate->target) {
+        w->gate->open = 1;
+        pthread_cond_broadcast(&w->gate->cv);
+    }
     while (!w->gate->open) {
         pthread_cond_wait(&w->gate->cv, &w->gate->mu);
     }
@@ -136,6 +144,8 @@ run_workers(struct worker *workers, pthread_t *tids, long nthreads, long iters)
 
     pthread_mutex_init(&gate.mu, NULL);
     pthread_cond_init(&gate.cv, NULL);
+    gate.arrived = 0;
+    gate.target = nthreads;
     gate.open = 0;
     for (i = 0; i < nthreads; i++) {
         workers[i].gate = &gate;
@@ -150,10 +160,13 @@ run_workers(struct worker *workers, pthread_t *tids, long nthreads, long iters)
         }
         started++;
     }
-    pthread_mutex_lock(&gate.mu);
-    gate.open = 1;
-    pthread_cond_broadcast(&gate.cv);
-    pthread_mutex_unlock(&gate.mu);
+    if (started < nthreads) {
+        /* creation failed: release the threads that did start */
+        pthread_mutex_lock(&gate.mu);
+        gate.open = 1;
+        pthread_cond_broadcast(&gate.cv);
+        pthread_mutex_unlock(&gate.mu);
+    }
     for (i = 0; i < started; i++) {
         pthread_join(tids[i], NULL);
     }

@@ -10,7 +10,9 @@
 #include <Python.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -35,6 +37,31 @@ thread_local std::vector<int> tl_vec;
 thread_local long tl_counter = 0;
 thread_local std::string tl_label = "init";
 
+// Start barrier: opens when all `target` threads arrived, or on abort.
+struct StartGate {
+    std::mutex mu;
+    std::condition_variable cv;
+    long arrived = 0;
+    long target = 0;
+    bool open = false;
+
+    void arrive_and_wait()
+    {
+        std::unique_lock<std::mutex> lock(mu);
+        if (++arrived >= target) {
+            open = true;
+            cv.notify_all();
+        }
+        cv.wait(lock, [this] { return open; });
+    }
+    void abort()
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        open = true;
+        cv.notify_all();
+    }
+};
+
 struct Result {
     long vec_size = -1;
     long counter = -1;
@@ -45,13 +72,14 @@ struct Result {
 };
 
 void
-worker(long iters, Result *out, const std::atomic<bool> *go)
+worker(long iters, Result *out, StartGate *gate)
 {
     bool label_ok = (tl_label == "init");
     tl_label += "-worker";
-    while (!go->load()) {
-        std::this_thread::yield();
-    }
+    out->vec_addr = reinterpret_cast<std::uintptr_t>(&tl_vec);
+    // every thread is alive once the gate opens, so the addresses recorded
+    // above must all be distinct; the loops below then run concurrently
+    gate->arrive_and_wait();
     for (long i = 0; i < iters; ++i) {
         tl_vec.push_back(static_cast<int>(i));
         ++tl_counter;
@@ -65,8 +93,9 @@ worker(long iters, Result *out, const std::atomic<bool> *go)
     out->counter = tl_counter;
     out->hits = tl_tracker.hits;
     out->vec_sum = sum;
-    out->vec_addr = reinterpret_cast<std::uintptr_t>(&tl_vec);
-    out->label_ok = label_ok && tl_label == "init-worker";
+    // the thread_local's address is stable for the thread's lifetime
+    out->label_ok = label_ok && tl_label == "init-worker" &&
+                    out->vec_addr == reinterpret_cast<std::uintptr_t>(&tl_vec);
 }
 
 // Returns an empty string on success, else an error message. No GIL needed.
@@ -74,12 +103,13 @@ std::string
 run_workers(long n, long iters, std::vector<Result> &results)
 {
     std::vector<std::thread> threads;
-    std::atomic<bool> go{false};
+    StartGate gate;
+    gate.target = n;
     std::string err;
     try {
         threads.reserve(static_cast<size_t>(n));
         for (long k = 0; k < n; ++k) {
-            threads.emplace_back(worker, iters, &results[static_cast<size_t>(k)], &go);
+            threads.emplace_back(worker, iters, &results[static_cast<size_t>(k)], &gate);
         }
     }
     catch (const std::exception &e) {
@@ -88,7 +118,9 @@ run_workers(long n, long iters, std::vector<Result> &results)
             err = "thread creation failed";
         }
     }
-    go.store(true);
+    if (static_cast<long>(threads.size()) < n) {
+        gate.abort(); // creation failed: release the threads that did start
+    }
     for (std::thread &t : threads) {
         if (t.joinable()) {
             t.join();
