@@ -28,7 +28,7 @@ class CosmoextLoader(importlib.abc.Loader):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         from . import _runtime
 
-        return _runtime.create_module(spec)  # type: ignore[no-any-return]
+        return _runtime.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         from . import _runtime
@@ -64,7 +64,6 @@ def install() -> None:
     if _installed:
         return
     hook = _path_hook()
-    hook.__cosmoext__ = True  # type: ignore[attr-defined]
     # After zipimport (index 0 by default): zip entries keep their importer.
     pos = 1 if sys.path_hooks and "zipimport" in repr(sys.path_hooks[0]) else 0
     sys.path_hooks.insert(pos, hook)

@@ -8,7 +8,7 @@ from .build_ext import BuildSettings, build
 from .toolchain import TOOLCHAINS
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build-ext", help="compile sources and link a .cosmoext",
                        description=__doc__)
     p.add_argument("sources", nargs="+", metavar="SOURCE")

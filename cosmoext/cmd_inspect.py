@@ -44,7 +44,7 @@ def describe(path: str) -> dict[str, Any]:
     return {"schema": SCHEMA, "file": path, "valid": True, "images": out}
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="show what a .cosmoext holds", description=__doc__)
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.file}: OK: module '{imgs[0]['module']}', {len(imgs)} image(s) "
           f"({', '.join(i['arch'] for i in imgs)})")
     for i in imgs:
-        place = "needs near placement (non-PIC)" if i["needs_near_placement"] else "position-independent"
+        place = ("needs near placement (non-PIC)" if i["needs_near_placement"]
+                 else "position-independent")
         print(f"  {i['arch']}: target {i['target']}, {i['python_abi']}, {place}"
               + (", static TLS" if i["needs_static_tls"] else ""))
         print("    segments: " + ", ".join(f"{s['kind']} {s['memsz']}" for s in i["segments"]))

@@ -10,7 +10,7 @@ from . import linker
 from .toolchain import host_arch, host_python_abi, host_target
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("link", help="link objects into a .cosmoext", description=__doc__)
     p.add_argument("inputs", nargs="+", metavar="OBJECT_OR_ARCHIVE")
     p.add_argument("--name", required=True, help="module name (PyInit_NAME)")

@@ -90,7 +90,8 @@ class Link:
         if sym.shndx == elf.SHN_ABS:
             return Target("abs", sym.value, sym.name)
         if sym.shndx >= len(self.obj.sections):
-            raise LinkError(f"{self.obj.path}: symbol {sym.name} in unsupported section {sym.shndx:#x}")
+            raise LinkError(f"{self.obj.path}: symbol {sym.name} in unsupported section "
+                            f"{sym.shndx:#x}")
         sec = self.obj.sections[sym.shndx]
         if sec.flags & elf.SHF_TLS:
             return Target("tls", self.layout.tls_off[sec.index] + sym.value, sym.name)
@@ -98,7 +99,8 @@ class Link:
             raise LinkError(f"{self.obj.path}: symbol {sym.name or sec.name} lies in "
                             f"non-loaded section {sec.name}")
         if sym.type == elf.STT_GNU_IFUNC:
-            raise LinkError(f"{self.obj.path}: {sym.name}: GNU indirect functions are not supported")
+            raise LinkError(f"{self.obj.path}: {sym.name}: GNU indirect functions (ifunc) "
+                            "are not supported")
         return Target("int", self.layout.sec_vaddr[sec.index] + sym.value, sym.name)
 
     # -- output ----------------------------------------------------------
@@ -154,7 +156,8 @@ def _classify(sec: elf.Section) -> int | None:
         return None
     if sec.flags & elf.SHF_EXECINSTR:
         return fmt.SEG_TEXT
-    relro = (sec.name.startswith(".data.rel.ro") or sec.type in (elf.SHT_INIT_ARRAY, elf.SHT_FINI_ARRAY)
+    relro = (sec.name.startswith(".data.rel.ro")
+             or sec.type in (elf.SHT_INIT_ARRAY, elf.SHT_FINI_ARRAY)
              or sec.name in (".init_array", ".fini_array", ".preinit_array"))
     if relro:
         return fmt.SEG_RELRO
@@ -288,8 +291,8 @@ def link_object(obj: elf.ElfObject, backend: Backend, *, name: str, target: str,
 
     if eh_sec is not None:
         eh_va = L.sec_vaddr[eh_sec.index]
-        eh_bytes = bytes(link.seg_data[fmt.SEG_RODATA][eh_va - link.seg_base[fmt.SEG_RODATA]:
-                                                        eh_va - link.seg_base[fmt.SEG_RODATA] + eh_sec.size])
+        eh_off = eh_va - link.seg_base[fmt.SEG_RODATA]
+        eh_bytes = bytes(link.seg_data[fmt.SEG_RODATA][eh_off:eh_off + eh_sec.size])
         t0, _tf, tm = seg_ranges[fmt.SEG_TEXT]
         hdr = ehframe.build_hdr(eh_bytes, eh_va, ehhdr_va, fde_count, text=(t0, t0 + tm))
         off = ehhdr_va - link.seg_base[fmt.SEG_RODATA]
@@ -381,9 +384,15 @@ def link(inputs: list[str], *, name: str, arch: str = "x86_64", target: str = "l
     from .backends import get_backend
 
     backend = get_backend(arch)
+    entries: set[str] = set()
     for path in inputs:
         if not path.endswith(".a") and os.path.exists(path):
-            _prescan(path, backend)
+            entries |= _prescan(path, backend)
+    entry = f"PyInit_{name}"
+    if entry not in entries and not any(i.endswith(".a") for i in inputs[:1]):
+        hint = f" (found {', '.join(sorted(entries))}: is --name right?)" if entries else ""
+        shown = ", ".join(os.path.basename(i) for i in inputs if not i.endswith(".a"))
+        raise LinkError(f"no definition of {entry} in {shown}{hint}")
     with tempfile.TemporaryDirectory(prefix="cosmoext-ld-") as tmp:
         merged = os.path.join(tmp, "merged.o")
         merge(inputs, ld=ld or backend.default_ld, entry=f"PyInit_{name}", out=merged,
@@ -394,8 +403,9 @@ def link(inputs: list[str], *, name: str, arch: str = "x86_64", target: str = "l
     return link_object(obj, backend, name=name, target=target, python_abi=python_abi, pic=pic)
 
 
-def _prescan(path: str, backend: Backend) -> None:
-    """Name the input object when it holds a relocation we cannot handle."""
+def _prescan(path: str, backend: Backend) -> set[str]:
+    """Name the input object when it holds a relocation we cannot handle;
+    return the PyInit_* functions it defines."""
     obj = elf.read(path)
     if obj.machine != backend.machine:
         raise LinkError(f"{path}: ELF machine {obj.machine} is not {backend.arch}")
@@ -403,3 +413,5 @@ def _prescan(path: str, backend: Backend) -> None:
         for r in sec.relocs:
             if r.type not in backend.supported:
                 raise backend.unsupported(path, sec.name, r.offset, r.type)
+    return {s.name for s in obj.symbols if s.name.startswith("PyInit_")
+            and s.shndx != elf.SHN_UNDEF and s.bind != elf.STB_LOCAL}

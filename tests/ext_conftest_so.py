@@ -6,9 +6,10 @@ normal import system. It is the known-good baseline for the suite; the
 project's real conftest provides the same fixtures backed by ``.cosmoext``
 images.
 
-Use it as a plugin::
+Use it as a plugin (``--noconftest`` keeps the project's ``tests/conftest.py``,
+which defines the same fixtures for ``.cosmoext``, from overriding it)::
 
-    python -m pytest -p tests.ext_conftest_so tests/test_ext_suite.py
+    python -m pytest --noconftest -p tests.ext_conftest_so tests/test_ext_suite.py
 
 Fixtures
 --------
@@ -28,6 +29,7 @@ Set ``CX_EXT_NO_WERROR=1`` to not treat warnings as errors,
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -67,8 +69,8 @@ class SoBuilder:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or (proc.stderr.strip() and self.werror):
             raise RuntimeError(
-                "build failed (rc=%d): %s\n%s%s"
-                % (proc.returncode, " ".join(cmd), proc.stdout, proc.stderr)
+                f"build failed (rc={proc.returncode}): {' '.join(cmd)}\n"
+                f"{proc.stdout}{proc.stderr}"
             )
 
     def target_path(self, name: str) -> Path:
@@ -121,10 +123,8 @@ def _ext_so_builder(tmp_path_factory):
     try:
         yield builder
     finally:
-        try:
+        with contextlib.suppress(ValueError):
             sys.path.remove(str(root))
-        except ValueError:
-            pass
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_ext_suite import EXTENSIONS
-
 from harness.audit import build_audit_lib, read_audit_log, run_with_audit
 from harness.wx_guard import maps_wx_violations, run_under_wx_filter
+from test_ext_suite import EXTENSIONS
 
 HERE = Path(__file__).parent
 SUITE = str(HERE / "test_ext_suite.py")
@@ -38,6 +37,10 @@ def _env(pic_dir: Path) -> dict[str, str]:
     return env
 
 
+def _explain(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"rc={proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+
 def _passed(out: str) -> int:
     for line in reversed(out.splitlines()):
         if " passed" in line:
@@ -47,7 +50,7 @@ def _passed(out: str) -> int:
 
 def test_suite_under_wx_seccomp(pic_dir: Path) -> None:
     proc = run_under_wx_filter(CHILD, env=_env(pic_dir), timeout=600)
-    assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, _explain(proc)
     assert _passed(proc.stdout) >= len(EXTENSIONS), proc.stdout[-2000:]
 
 
@@ -55,7 +58,7 @@ def test_suite_under_ld_audit(pic_dir: Path, tmp_path: Path) -> None:
     lib = build_audit_lib(tmp_path)
     log = tmp_path / "audit.log"
     proc = run_with_audit(CHILD, lib, log, env=_env(pic_dir), timeout=600)
-    assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, _explain(proc)
     assert _passed(proc.stdout) >= len(EXTENSIONS)
     opened = [name for kind, name in read_audit_log(log) if kind == "open"]
     # The audit hook saw the dynamic linker at work (the runtime itself is a .so) ...

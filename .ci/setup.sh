@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything cosmoext's build, demo and tests need on a fresh
+# Debian bookworm machine (as root), then installs cosmoext itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PKGS=(gcc g++ binutils make cmake ninja-build libseccomp2 libc6-dev libstdc++-12-dev)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+  "scikit-build-core>=0.10" pytest hypothesis pyseccomp pyelftools ruff mypy
+"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+  --no-build-isolation .
+"$PY" -c "import cosmoext._runtime as r; i = r.info(); print('cosmoext runtime:', i['machine'], i['target'], i['python_abi'], i['exports'], 'exports')"
