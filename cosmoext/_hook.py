@@ -7,9 +7,7 @@ interpreter.  Kept import-light: the C runtime is imported only when a
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
-import importlib.util
 import os
 import sys
 from types import ModuleType
@@ -18,8 +16,11 @@ SUFFIX = ".cosmoext"
 _installed = False
 
 
-class CosmoextLoader(importlib.abc.Loader):
-    """Loads ``NAME.cosmoext`` through ``cosmoext._runtime`` (no dlopen)."""
+class CosmoextLoader:
+    """Loads ``NAME.cosmoext`` through ``cosmoext._runtime`` (no dlopen).
+
+    An importlib.abc.Loader by protocol; not a subclass, so that installing
+    the hook at interpreter start-up imports nothing heavy."""
 
     def __init__(self, name: str, path: str) -> None:
         self.name = name
@@ -48,22 +49,35 @@ class CosmoextLoader(importlib.abc.Loader):
         return None
 
 
-def _path_hook():  # -> Callable[[str], FileFinder]
+def _refuse_dynamic(spec: object) -> None:
+    name = getattr(spec, "name", "?")
+    raise ImportError(f"cannot load {getattr(spec, 'origin', name)}: this interpreter has no "
+                      f"dynamic loading; build {name} as a .cosmoext", name=name)
+
+
+def install(allow_dlopen: bool = True) -> None:
+    """Put the .cosmoext-aware path hook first (idempotent).
+
+    ``allow_dlopen=False`` (embedded interpreters) also removes extension
+    modules from the import system: EXTENSION_SUFFIXES is emptied, FileFinder
+    no longer knows them, and ``_imp.create_dynamic`` refuses.
+    """
+    global _installed
+    if _installed:
+        return
     from importlib._bootstrap_external import (  # type: ignore[attr-defined]
         _get_supported_file_loaders,
     )
 
-    return importlib.machinery.FileFinder.path_hook(
-        (CosmoextLoader, [SUFFIX]), *_get_supported_file_loaders()
-    )
+    loaders = _get_supported_file_loaders()
+    if not allow_dlopen:
+        import _imp
 
-
-def install() -> None:
-    """Put the .cosmoext-aware path hook first (idempotent)."""
-    global _installed
-    if _installed:
-        return
-    hook = _path_hook()
+        importlib.machinery.EXTENSION_SUFFIXES.clear()
+        _imp.create_dynamic = _refuse_dynamic
+        loaders = [ld for ld in loaders if ld[0] is not importlib.machinery.ExtensionFileLoader]
+        sys.path_hooks[:] = [h for h in sys.path_hooks if "FileFinder" not in repr(h)]
+    hook = importlib.machinery.FileFinder.path_hook((CosmoextLoader, [SUFFIX]), *loaders)
     # After zipimport (index 0 by default): zip entries keep their importer.
     pos = 1 if sys.path_hooks and "zipimport" in repr(sys.path_hooks[0]) else 0
     sys.path_hooks.insert(pos, hook)
@@ -72,6 +86,8 @@ def install() -> None:
 
 
 def load_file(path: str, name: str | None = None) -> ModuleType:
+    import importlib.util
+
     path = os.path.abspath(os.fspath(path))
     if name is None:
         base = os.path.basename(path)

@@ -156,6 +156,7 @@ static uint32_t fx_requirement(uint32_t kind, uint32_t sym) {
 
 struct ctx {
   const char *path;
+  const char *want_name; /* module the caller imports; NULL: any */
   char *err;
   size_t errlen;
   const struct cx_host *host;
@@ -175,6 +176,8 @@ struct ctx {
   intptr_t tls_tpoff; /* static TLS block offset from the thread pointer */
   size_t tls_module;
   size_t tls_used_before; /* static reserve watermark, restored on failure */
+  size_t tls_start;       /* the image's block, from the reserve's start */
+  int tls_seeded;         /* its template bytes were written: never reuse it */
 };
 
 static const char *str_at(struct ctx *c, uint32_t off) {
@@ -287,6 +290,9 @@ static int validate_image(struct ctx *c) {
       return fail(c->err, c->errlen, "segment %u: file range out of bounds", i);
     prev_end = s->vaddr + s->memsz;
   }
+  /* Refuse the wrong module here, while nothing is mapped and no initialiser has run. */
+  if (c->want_name && strcmp(name, c->want_name) != 0)
+    return fail(c->err, c->errlen, "it holds module '%s', not '%s'", name, c->want_name);
   return 0;
 }
 
@@ -602,17 +608,7 @@ static int setup_tls(struct ctx *c, uint32_t req) {
                   "image uses static (local-exec/initial-exec) thread-local storage, which "
                   "needs the static TLS reserve of an interpreter made by 'cosmoext embed'; "
                   "this interpreter has none: rebuild with --pic");
-    if (h->tls_filesz) {
-      int s = seg_of(c, h->tls_vaddr, h->tls_filesz);
-      const unsigned char *t = c->img + c->seg[s].offset + (h->tls_vaddr - c->seg[s].vaddr);
-      if (h->tls_vaddr - c->seg[s].vaddr + h->tls_filesz > c->seg[s].filesz)
-        return fail(c->err, c->errlen, "bad thread-local storage template");
-      for (uint32_t k = 0; k < h->tls_filesz; k++)
-        if (t[k])
-          return fail(c->err, c->errlen,
-                      "image has initialised static thread-local data (.tdata), which cannot "
-                      "be given to threads that already exist; rebuild with --pic");
-    }
+    if (h->tls_filesz && cx_static_tls_can_seed(c->err, c->errlen) != 0) return -1;
     size_t align = h->tls_align > 64 ? 0 : h->tls_align;
     size_t start = align ? (cx_static_tls->used + align - 1) & ~(align - 1) : 0;
     if (!align || start + h->tls_memsz > cx_static_tls->size)
@@ -621,6 +617,7 @@ static int setup_tls(struct ctx *c, uint32_t req) {
                   "to %u)", cx_static_tls->used, cx_static_tls->size, h->tls_memsz, h->tls_align);
     c->tls_used_before = cx_static_tls->used;
     c->tls_tpoff = cx_static_tls->tpoff + (intptr_t)start;
+    c->tls_start = start;
     cx_static_tls->used = start + h->tls_memsz;
   }
   return 0;
@@ -633,8 +630,8 @@ static void unmap_all(struct ctx *c) {
   }
 }
 
-struct cx_image *cx_load(const char *path, const struct cx_host *host, char *err, size_t errlen,
-                         struct cx_load_stats *st) {
+struct cx_image *cx_load(const char *path, const char *want_name, const struct cx_host *host,
+                         char *err, size_t errlen, struct cx_load_stats *st) {
   struct ctx c;
   struct stat sb;
   struct cx_image *im = NULL;
@@ -643,6 +640,7 @@ struct cx_image *cx_load(const char *path, const struct cx_host *host, char *err
   memset(&c, 0, sizeof c);
   memset(st, 0, sizeof *st);
   c.path = path;
+  c.want_name = want_name;
   c.err = err;
   c.errlen = errlen;
   c.host = host;
@@ -653,7 +651,8 @@ struct cx_image *cx_load(const char *path, const struct cx_host *host, char *err
     fail(err, errlen, "page size %zu exceeds the format's 64 KiB alignment", c.page);
     goto out;
   }
-  c.fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO or device must be refused below, not block the import. */
+  c.fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (c.fd < 0 || fstat(c.fd, &sb) != 0) {
     fail(err, errlen, "%s", strerror(errno));
     goto out;
@@ -693,6 +692,11 @@ struct cx_image *cx_load(const char *path, const struct cx_host *host, char *err
     }
   }
   if (apply_fixups(&c) || protect_segments(&c)) goto out;
+  if ((req & CX_F_STATIC_TLS) && c.h.tls_filesz &&
+      cx_static_tls_seed(c.tls_start, (const void *)(c.base + (uintptr_t)c.h.tls_vaddr),
+                         c.h.tls_filesz, err, errlen) != 0)
+    goto out;
+  c.tls_seeded = (req & CX_F_STATIC_TLS) && c.h.tls_filesz;
   t3 = now_ns();
   st->fixup_ns = t3 - t2;
   st->fixups = c.h.fix_count;
@@ -751,7 +755,7 @@ struct cx_image *cx_load(const char *path, const struct cx_host *host, char *err
 out:
   g_count.failed++;
   if (c.tls_module) cx_tls_unregister(c.tls_module);
-  if (c.tls_tpoff) cx_static_tls->used = c.tls_used_before;
+  if (c.tls_tpoff && !c.tls_seeded) cx_static_tls->used = c.tls_used_before;
   unmap_all(&c);
   if (c.file) munmap((void *)c.file, c.file_size);
   if (c.fd >= 0) close(c.fd);

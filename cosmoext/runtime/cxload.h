@@ -48,8 +48,9 @@ struct cx_load_stats {
 
 /* Load an image.  On failure returns NULL, writes a one-line reason to err
    and leaves nothing mapped.  Images stay loaded for the process lifetime
-   (like CPython never dlclose()s extensions). */
-struct cx_image *cx_load(const char *path, const struct cx_host *host,
+   (like CPython never dlclose()s extensions).  If name is not NULL, an image
+   holding a different module is refused before anything is mapped. */
+struct cx_image *cx_load(const char *path, const char *name, const struct cx_host *host,
                          char *err, size_t errlen, struct cx_load_stats *st);
 
 /* Non-zero: verify each image's SHA-256 before loading it. */
@@ -72,7 +73,11 @@ struct cx_tls_reserve {
   intptr_t tpoff; /* reserve start minus the thread pointer */
   size_t size, used;
 };
+/* (offsets below are from the reserve's start) */
 extern struct cx_tls_reserve *cx_static_tls;
+void cx_static_tls_init(void); /* embedded builds (CX_STATIC_TLS_RESERVE) */
+int cx_static_tls_can_seed(char *err, size_t errlen);
+int cx_static_tls_seed(size_t off, const void *data, size_t n, char *err, size_t errlen);
 
 /* Dynamic TLS (the loader's __tls_get_addr). */
 size_t cx_tls_register(const void *tmpl, size_t filesz, size_t memsz, size_t align);

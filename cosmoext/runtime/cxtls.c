@@ -6,10 +6,16 @@
    first use and freed at thread exit by a pthread key destructor (glibc
    runs C++ thread_local destructors before key destructors). */
 #define _GNU_SOURCE 1
+#include <dirent.h>
+#include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "cxload.h"
 
@@ -37,6 +43,116 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static __thread struct dtv *t_dtv;
 
 struct cx_tls_reserve *cx_static_tls;
+
+#ifdef CX_STATIC_TLS_RESERVE
+/* The interpreter's static TLS reserve (embedded builds only).  It lives in
+   the executable's own TLS segment, so it sits at one fixed offset from the
+   thread pointer in every thread, old and new: non-PIC images' local-exec and
+   initial-exec TLS is carved out of it.  It is initialised data (.tdata),
+   starting with a signature, so that its bytes exist in the executable's TLS
+   template: initialised image TLS is written there for threads created
+   later, and into the calling thread's block for itself. */
+#define CX_RESERVE_SIG "cosmoext static TLS reserve v1"
+#define CX_RESERVE_SKIP 64 /* the signature's bytes are never handed out */
+static __thread unsigned char cx_tls_reserve_area[CX_STATIC_TLS_RESERVE]
+    __attribute__((aligned(64))) = CX_RESERVE_SIG;
+static struct cx_tls_reserve g_reserve;
+static unsigned char *g_template; /* the reserve inside the TLS template */
+static uintptr_t g_relro_lo, g_relro_hi;
+
+static char *thread_pointer(void) {
+  char *tp;
+#if defined(__x86_64__)
+  __asm__("mov %%fs:0, %0" : "=r"(tp));
+#elif defined(__aarch64__)
+  __asm__("mrs %0, tpidr_el0" : "=r"(tp));
+#else
+#error "no thread pointer on this architecture"
+#endif
+  return tp;
+}
+
+static int find_template(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  (void)data;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    uintptr_t at = info->dlpi_addr + ph->p_vaddr;
+    if (ph->p_type == PT_GNU_RELRO) {
+      g_relro_lo = at;
+      g_relro_hi = at + ph->p_memsz;
+    }
+    if (ph->p_type != PT_TLS || g_template) continue;
+    unsigned char *t = memmem((void *)at, ph->p_filesz, CX_RESERVE_SIG, sizeof CX_RESERVE_SIG);
+    if (t && (size_t)((unsigned char *)at + ph->p_filesz - t) >= CX_STATIC_TLS_RESERVE)
+      g_template = t;
+  }
+  return 1; /* the executable is reported first */
+}
+
+void cx_static_tls_init(void) {
+  if (cx_static_tls) return;
+  g_reserve.tpoff = (intptr_t)((char *)cx_tls_reserve_area - thread_pointer());
+  g_reserve.size = sizeof cx_tls_reserve_area;
+  g_reserve.used = CX_RESERVE_SKIP;
+  dl_iterate_phdr(find_template, NULL);
+  cx_static_tls = &g_reserve;
+}
+
+static long other_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  long n = 0;
+  if (!d) return -1;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n - 1;
+}
+
+int cx_static_tls_can_seed(char *err, size_t errlen) {
+  long others = other_threads();
+  if (!g_template) {
+    snprintf(err, errlen, "image has initialised static thread-local data (.tdata) but this "
+             "interpreter's TLS template was not found; rebuild with --pic");
+    return -1;
+  }
+  if (others != 0) {
+    snprintf(err, errlen, "image has initialised static thread-local data (.tdata), which can "
+             "only be set up while the interpreter runs one thread (%ld others%s); import it "
+             "before starting threads, or rebuild with --pic", others < 0 ? 0 : others,
+             others < 0 ? ": thread count unknown" : "");
+    return -1;
+  }
+  return 0;
+}
+
+/* Copy an image's initialised TLS into the calling thread's block and into
+   the template every later thread starts from. */
+int cx_static_tls_seed(size_t off, const void *data, size_t n, char *err, size_t errlen) {
+  uintptr_t t = (uintptr_t)(g_template + off);
+  size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+  uintptr_t lo = t & ~(pg - 1), hi = (t + n + pg - 1) & ~(pg - 1);
+  int relro = t < g_relro_hi && t + n > g_relro_lo;
+  if (relro && mprotect((void *)lo, hi - lo, PROT_READ | PROT_WRITE) != 0) {
+    snprintf(err, errlen, "cannot write the TLS template: %s", strerror(errno));
+    return -1;
+  }
+  memcpy((void *)t, data, n);
+  if (relro) mprotect((void *)lo, hi - lo, PROT_READ);
+  memcpy(cx_tls_reserve_area + off, data, n);
+  return 0;
+}
+#else
+void cx_static_tls_init(void) {}
+int cx_static_tls_can_seed(char *err, size_t errlen) {
+  snprintf(err, errlen, "no static TLS reserve");
+  return -1;
+}
+int cx_static_tls_seed(size_t off, const void *data, size_t n, char *err, size_t errlen) {
+  (void)off; (void)data; (void)n;
+  return cx_static_tls_can_seed(err, errlen);
+}
+#endif
 
 static void free_dtv(void *p) {
   struct dtv *d = p;

@@ -100,7 +100,7 @@ static PyObject *create_module(PyObject *self, PyObject *spec) {
   if (!im) {
     char err[CX_ERRLEN];
     Py_BEGIN_ALLOW_THREADS
-    im = cx_load(cpath, &host, err, sizeof err, &last_stats);
+    im = cx_load(cpath, shortname, &host, err, sizeof err, &last_stats);
     Py_END_ALLOW_THREADS
     if (!im) {
       import_error(name, path, "cannot load %s: %s", cpath, err);
@@ -176,10 +176,17 @@ static PyObject *exec_module(PyObject *self, PyObject *mod) {
   Py_RETURN_NONE;
 }
 
+#ifdef CX_EMBEDDED
+#define CX_MODE "embedded"
+#else
+#define CX_MODE "extension"
+#endif
+
 static PyObject *info(PyObject *self, PyObject *noargs) {
   (void)self;
   (void)noargs;
-  return Py_BuildValue("{s:s,s:s,s:s,s:n,s:n,s:n}", "target", CX_TARGET, "python_abi",
+  return Py_BuildValue("{s:s,s:s,s:s,s:s,s:n,s:n,s:n}", "mode", CX_MODE, "target", CX_TARGET,
+                       "python_abi",
                        CX_PYTHON_ABI, "machine", cx_machine_name(cx_machine()), "exports",
                        (Py_ssize_t)cx_export_count, "static_tls_reserve",
                        (Py_ssize_t)(cx_static_tls ? cx_static_tls->size : 0),
@@ -262,5 +269,8 @@ static struct PyModuleDef moddef = {
 PyMODINIT_FUNC PyInit__runtime(void) {
   const char *v = getenv("COSMOEXT_VERIFY");
   cx_verify_digests = v && *v && strcmp(v, "0") != 0;
+#ifdef CX_STATIC_TLS_RESERVE
+  cx_static_tls_init();
+#endif
   return PyModule_Create(&moddef);
 }

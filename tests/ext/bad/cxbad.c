@@ -1,6 +1,11 @@
 /* cxbad: a tiny module for tests/test_bad_input.py.  Its static data holds
    pointers (to strings, to a function and to another static), so the image
-   has abs64 fixups against its own base as well as imports of the host. */
+   has abs64 fixups against its own base as well as imports of the host.
+
+   Variants (build-ext -D...):
+     CXBAD_MISSING=1   also calls cx_no_such_function, which no interpreter exports
+     CXBAD_MISSING=2   ... and cx_also_missing
+     CXBAD_NO_PYINIT   defines no PyInit_ function at all */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -11,11 +16,24 @@ static long *const counter_ref = &counter;
 static long twice(long x) { return 2 * x; }
 static long (*const op)(long) = twice;
 
+#if defined(CXBAD_MISSING) && CXBAD_MISSING >= 1
+extern int cx_no_such_function(void);
+#define MISSING_1() cx_no_such_function()
+#else
+#define MISSING_1() 0
+#endif
+#if defined(CXBAD_MISSING) && CXBAD_MISSING >= 2
+extern int cx_also_missing(int);
+#define MISSING_2() cx_also_missing(1)
+#else
+#define MISSING_2() 0
+#endif
+
 static PyObject *cb_add(PyObject *self, PyObject *args) {
   long a, b;
   (void)self;
   if (!PyArg_ParseTuple(args, "ll:add", &a, &b)) return NULL;
-  return PyLong_FromLong(a + b);
+  return PyLong_FromLong(a + b + MISSING_1() + MISSING_2());
 }
 
 static PyObject *cb_greet(PyObject *self, PyObject *arg) {
@@ -46,8 +64,12 @@ static struct PyModuleDef def = {
     NULL, NULL, NULL, NULL,
 };
 
+#ifndef CXBAD_NO_PYINIT
 PyMODINIT_FUNC PyInit_cxbad(void) {
   PyObject *m = PyModule_Create(&def);
   if (m && PyModule_AddIntConstant(m, "MAGIC", 4242) < 0) Py_CLEAR(m);
   return m;
 }
+#else
+PyObject *cxbad_make(void) { return PyModule_Create(&def); }
+#endif
