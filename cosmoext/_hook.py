@@ -11,12 +11,18 @@ import importlib.machinery
 import os
 import sys
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader as _LoaderBase
+else:
+    _LoaderBase = object  # importlib.abc is too heavy to import at start-up
 
 SUFFIX = ".cosmoext"
 _installed = False
 
 
-class CosmoextLoader:
+class CosmoextLoader(_LoaderBase):
     """Loads ``NAME.cosmoext`` through ``cosmoext._runtime`` (no dlopen).
 
     An importlib.abc.Loader by protocol; not a subclass, so that installing
@@ -74,7 +80,7 @@ def install(allow_dlopen: bool = True) -> None:
         import _imp
 
         importlib.machinery.EXTENSION_SUFFIXES.clear()
-        _imp.create_dynamic = _refuse_dynamic
+        setattr(_imp, "create_dynamic", _refuse_dynamic)  # noqa: B010 (typed as Callable)
         loaders = [ld for ld in loaders if ld[0] is not importlib.machinery.ExtensionFileLoader]
         sys.path_hooks[:] = [h for h in sys.path_hooks if "FileFinder" not in repr(h)]
     hook = importlib.machinery.FileFinder.path_hook((CosmoextLoader, [SUFFIX]), *loaders)

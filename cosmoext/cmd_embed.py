@@ -13,7 +13,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     p.add_argument("-o", "--output", required=True, help="the interpreter to write")
     p.add_argument("--libpython", help="libpythonX.Y.a (default: Debian's for this arch)")
-    p.add_argument("--python-include", help="headers of that build (default /usr/include/pythonX.Y)")
+    p.add_argument("--python-include",
+                   help="headers of that build (default /usr/include/pythonX.Y)")
     p.add_argument("--config-c", help="builtin-module table (default: config.c beside libpython)")
     p.add_argument("--toolchain", choices=TOOLCHAINS, default="gnu")
     p.add_argument("--cc", help="C compiler (default: the toolchain's)")

@@ -1,0 +1,162 @@
+"""`cosmoext embed`: a static, non-PIE interpreter with no dynamic loading,
+linked from Debian's libpython3.11.a and glibc's libc.a, in which the
+test-extension suite runs from both non-PIC (cosmocc-shaped) and PIC images."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from harness.wx_guard import run_under_wx_filter
+from test_ext_suite import EXTENSIONS
+
+HERE = Path(__file__).parent
+SUITE = str(HERE / "test_ext_suite.py")
+
+
+@pytest.fixture(scope="session")
+def embed_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("embed") / "python-cx"
+    proc = subprocess.run([sys.executable, "-m", "cosmoext", "embed", "-o", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def pure_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pytest and its pure-Python dependencies, for the embedded interpreter."""
+    site = tmp_path_factory.mktemp("embed-site")
+    for name in ("pytest", "_pytest", "pluggy", "iniconfig", "packaging", "py"):
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue
+        src = Path(spec.origin)
+        src = src.parent if spec.submodule_search_locations else src
+        (site / src.name).symlink_to(src)
+    return site
+
+
+def _env(site: Path, images: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(HERE)])
+    env["CX_TEST_PIC_DIR"] = str(images)
+    return env
+
+
+def _suite(python: Path) -> list[str]:
+    return [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", SUITE]
+
+
+def _passed(out: str) -> int:
+    m = re.search(r"(\d+) passed", out)
+    return int(m.group(1)) if m else 0
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_embedded_interpreter_has_no_dynamic_loading(embed_python: Path) -> None:
+    code = (
+        "import importlib.machinery as m, sys, cosmoext._runtime as r\n"
+        "i = r.info(); print(i['mode'], i['static_tls_reserve'], m.EXTENSION_SUFFIXES)\n"
+        "try:\n    import _ctypes\nexcept ImportError as e:\n    print(type(e).__name__)\n"
+        "spec = m.ModuleSpec('x', m.ExtensionFileLoader('x', '/nonexistent/x.so'),"
+        " origin='/nonexistent/x.so')\n"
+        "try:\n    spec.loader.create_module(spec)\nexcept ImportError as e:\n    print(e)\n"
+    )
+    proc = _run([str(embed_python), "-c", code])
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "embedded 65536 []"
+    assert lines[1] == "ModuleNotFoundError"  # lib-dynload's _ctypes .so is not even considered
+    assert "this interpreter has no dynamic loading" in lines[2]
+    assert "refused dlopen" not in proc.stderr
+
+
+@pytest.mark.parametrize("variant", ["nopic", "pic"])
+def test_suite_in_embedded_interpreter(embed_python: Path, pure_site: Path, variant: str,
+                                       request: pytest.FixtureRequest) -> None:
+    images = request.getfixturevalue(f"{variant}_dir")
+    proc = _run(_suite(embed_python), _env(pure_site, images))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert _passed(proc.stdout) >= len(EXTENSIONS) * 5, proc.stdout[-500:]
+
+
+def test_nonpic_images_are_placed_near_the_host(embed_python: Path, nopic_dir: Path) -> None:
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "import cx_tables, cx_cpp, cosmoext._runtime as r\n"
+            "print(max(i['base'] + i['vsize'] for i in r.images()))\n")
+    proc = _run([str(embed_python), "-c", code, str(nopic_dir)])
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) <= 1 << 31  # the host image is at 0x400000: within +-2 GiB
+
+
+def test_suite_in_embedded_interpreter_under_wx_seccomp(
+        embed_python: Path, pure_site: Path, nopic_dir: Path) -> None:
+    code = f"import os; os.execv({str(embed_python)!r}, {_suite(embed_python)!r})"
+    proc = run_under_wx_filter(code, env=_env(pure_site, nopic_dir), timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert _passed(proc.stdout) >= len(EXTENSIONS) * 5
+
+
+def test_no_shared_object_is_ever_opened(embed_python: Path, pure_site: Path,
+                                         nopic_dir: Path, tmp_path: Path) -> None:
+    strace = shutil.which("strace")
+    assert strace, "strace is installed by .ci/setup.sh"
+    log = tmp_path / "trace"
+    proc = _run([strace, "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", str(log),
+                 *_suite(embed_python)], _env(pure_site, nopic_dir))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    opened = log.read_text().splitlines()
+    assert any(".cosmoext" in line for line in opened)  # the trace sees our own open()s
+    so = [line for line in opened if re.search(r'\.so(\.[0-9]+)*"', line)]
+    assert so == [], so[:5]
+
+
+def test_initialised_static_tls_needs_a_single_thread(embed_python: Path,
+                                                       nopic_dir: Path) -> None:
+    code = ("import sys, threading, time; sys.path.insert(0, sys.argv[1])\n"
+            "ev = threading.Event(); t = threading.Thread(target=ev.wait); t.start()\n"
+            "try:\n    import cx_tls\nexcept ImportError as e:\n    print(e)\n"
+            "ev.set(); t.join(); print('cx_tls' in sys.modules)\n")
+    proc = _run([str(embed_python), "-c", code, str(nopic_dir)])
+    assert proc.returncode == 0, proc.stderr
+    assert "only be set up while the interpreter runs one thread (1 others)" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize(("args", "expect"), [
+    (["--libpython", "/nonexistent/libpython3.11.a"],
+     "--libpython /nonexistent/libpython3.11.a: no such file; on Debian install it with: "
+     "apt-get install libpython3.11-dev"),
+    (["--libpython", "/etc/hostname"], "--libpython /etc/hostname: not a libpythonX.Y.a archive"),
+    (["--python-include", "/nonexistent"], "--python-include /nonexistent: no Python.h there"),
+    (["--cc", "no-such-cc"], "C compiler no-such-cc not found"),
+])
+def test_embed_bad_input(tmp_path: Path, args: list[str], expect: str) -> None:
+    proc = _run([sys.executable, "-m", "cosmoext", "embed", "-o", str(tmp_path / "py"), *args])
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("cosmoext: error: ")
+    assert expect in proc.stderr.splitlines()[0], proc.stderr
+    assert not (tmp_path / "py").exists()
+
+
+def test_embed_rejects_headers_of_another_build(tmp_path: Path) -> None:
+    # Debian's own headers, claiming another patch release.
+    include = tmp_path / "include"
+    shutil.copytree("/usr/include/python3.11", include)
+    patch = include / "patchlevel.h"
+    patch.write_text(re.sub(r'PY_VERSION\s+"[^"]+"', 'PY_VERSION "3.11.99"', patch.read_text()))
+    proc = _run([sys.executable, "-m", "cosmoext", "embed", "-o", str(tmp_path / "py"),
+                 "--python-include", str(include)])
+    assert proc.returncode == 1
+    line = proc.stderr.splitlines()[0]
+    assert "does not match the headers" in line and "3.11.99" in line, proc.stderr
