@@ -11,8 +11,10 @@ import importlib.machinery
 import os
 import sys
 from types import ModuleType
-from typing import TYPE_CHECKING
 
+# Not typing.TYPE_CHECKING: this module runs before the import system is
+# locked down in embedded interpreters, and typing would reach for _typing.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from importlib.abc import Loader as _LoaderBase
 else:
