@@ -13,6 +13,7 @@ libpython the same steps make a ``python.com`` (not verified here).
 from __future__ import annotations
 
 import os
+import py_compile
 import re
 import shutil
 import subprocess
@@ -120,14 +121,26 @@ def _run(cmd: list[str], verbose: bool, what: str) -> None:
 
 
 def _package_zip(dest: str) -> bytes:
-    """The pure-Python part of cosmoext, as a zip to append to the executable."""
+    """The pure-Python part of cosmoext, as a zip to append to the executable.
+
+    Modules carry unchecked-hash .pyc files next to their source, so start-up
+    does not compile them (the embedded interpreter has the same bytecode
+    version as the one running this, or it would not have passed
+    check_inputs)."""
     root = Path(__file__).parent
     tmp = dest + ".zip"
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for p in sorted(root.rglob("*")):
-            if p.is_file() and p.suffix in (".py", ".ld", ".txt", ".pth") \
-                    and "__pycache__" not in p.parts:
-                z.write(p, str(Path("cosmoext") / p.relative_to(root)))
+            if not p.is_file() or "__pycache__" in p.parts or \
+                    p.suffix not in (".py", ".ld", ".txt", ".pth"):
+                continue
+            arc = Path("cosmoext") / p.relative_to(root)
+            z.write(p, str(arc))
+            if p.suffix == ".py":
+                pyc = dest + ".pyc"
+                py_compile.compile(str(p), cfile=pyc, dfile=str(arc), doraise=True,
+                                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+                z.write(pyc, str(arc.with_suffix(".pyc")))
     data = Path(tmp).read_bytes()
     os.unlink(tmp)
     return data
