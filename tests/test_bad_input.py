@@ -406,7 +406,8 @@ def test_truncated_file_with_consistent_sizes(lay: Layout, tmp_path: Path, where
     elif cut < lay.strtab_end:
         refused(path, NAME, "string table out of bounds or unterminated")
     else:
-        i = next(i for i, s in enumerate(lay.segs) if s.filesz and lay.img + s.offset + s.filesz > cut)
+        i = next(i for i, s in enumerate(lay.segs)
+                 if s.filesz and lay.img + s.offset + s.filesz > cut)
         refused(path, NAME, f"segment {i}: file range out of bounds")
 
 
