@@ -18,7 +18,7 @@ fi
 
 PY=${PYTHON:-python3}
 "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-  "scikit-build-core>=0.10" pytest hypothesis pyseccomp pyelftools ruff mypy
+  "scikit-build-core>=0.10" setuptools wheel build pytest hypothesis pyseccomp pyelftools ruff mypy
 "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
   --no-build-isolation .
 "$PY" -c "import cosmoext._runtime as r; i = r.info(); print('cosmoext runtime:', i['machine'], i['target'], i['python_abi'], i['exports'], 'exports')"

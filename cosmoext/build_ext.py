@@ -43,6 +43,24 @@ class BuildSettings:
     quiet: bool = False  # no progress lines (library use)
 
 
+def python_include_dirs(arch: str) -> list[str]:
+    """Python headers for building ``arch`` images.
+
+    The running interpreter's for its own architecture; for a cross build the
+    target's multiarch headers (Debian: libpython3.X-dev:<arch>) come first,
+    since pyconfig.h differs between architectures."""
+    from .toolchain import host_arch
+
+    own = sysconfig.get_paths()["include"]
+    if arch == host_arch():
+        return [own]
+    ver = f"python{sysconfig.get_python_version()}"
+    triplet = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}[arch]
+    cross = [d for d in (f"/usr/include/{triplet}/{ver}", f"/usr/include/{ver}")
+             if os.path.isdir(d)]
+    return cross or [own]
+
+
 def _compile(cmd: list[str], verbose: bool) -> None:
     if verbose:
         print("+ " + " ".join(cmd), flush=True)
@@ -78,11 +96,11 @@ def build(s: BuildSettings) -> str:
     pic = s.pic if s.pic is not None else target != "cosmo"
     abi = s.python_abi or host_python_abi()
     has_cxx = any(src.endswith(CXX_SUFFIXES) for src in s.sources)
-    include = [*s.include_dirs, sysconfig.get_paths()["include"]]
     images = []
     for arch in s.arch:
         tc = get_toolchain(s.toolchain, arch)
         tc.check(need_cxx=has_cxx)
+        include = [*s.include_dirs, *python_include_dirs(arch)]
         base = tc.flags(pic) + [f"-I{d}" for d in include] + [f"-D{d}" for d in s.defines]
         with tempfile.TemporaryDirectory(prefix="cosmoext-build-") as tmp:
             cmds, objs = [], []

@@ -10,12 +10,12 @@ from .errors import CosmoextError
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import cmd_build_ext, cmd_embed, cmd_inspect, cmd_link
+    from . import cmd_build_ext, cmd_doctor, cmd_embed, cmd_inspect, cmd_link, cmd_wheel
 
     parser = argparse.ArgumentParser(prog="cosmoext", description=__doc__)
     parser.add_argument("--version", action="version", version=f"cosmoext {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for mod in (cmd_build_ext, cmd_link, cmd_inspect, cmd_embed):
+    for mod in (cmd_build_ext, cmd_link, cmd_inspect, cmd_embed, cmd_wheel, cmd_doctor):
         mod.add_parser(sub)
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,186 @@
+"""Make setuptools' build_ext produce .cosmoext files, for any setuptools project.
+
+Nothing project-specific: every setuptools (or distutils) extension build,
+whatever custom ``build_ext`` subclass or Cython step it has, ends in
+``self.compiler.compile(...)`` and ``self.compiler.link_shared_object(...)``.
+``activate()`` wraps ``build_ext.build_extension`` so that, for each
+extension, those two calls on its compiler object go to cosmoext's
+toolchain and linker instead, and extension file names end in ``.cosmoext``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+from .. import format as fmt
+from .. import linker
+from ..build_ext import python_include_dirs
+from ..errors import CosmoextError
+from ..settings import Settings
+from ..toolchain import CXX_SUFFIXES, get_toolchain, host_python_abi
+
+SUFFIX = ".cosmoext"
+# Libraries the host provides through the export table (never linked in).
+HOST_LIBS = {"c", "m", "pthread", "dl", "rt", "util", "gcc", "gcc_s", "stdc++", "python3",
+             "python3.11", "crypt"}
+_progress = {"n": 0}
+
+
+def _say(settings: Settings, line: str) -> None:
+    _progress["n"] += 1
+    print(f"[{_progress['n']}] {line}", flush=True)
+
+
+def _run(cmd: list[str], settings: Settings) -> None:
+    if settings.verbose:
+        print("+ " + " ".join(cmd), flush=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError as e:
+        raise CosmoextError(f"{cmd[0]}: not found") from e
+    if proc.returncode:
+        raise CosmoextError(f"command failed (exit {proc.returncode}): {' '.join(cmd)}\n"
+                            + (proc.stdout + proc.stderr).rstrip())
+
+
+def _find_static(lib: str, dirs: list[str]) -> str | None:
+    for d in [*dirs, "/usr/local/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib"]:
+        p = os.path.join(d, f"lib{lib}.a")
+        if os.path.exists(p):
+            return p
+    return None
+
+
+class _Hooks:
+    """Replacement compile/link for one distutils compiler object."""
+
+    def __init__(self, compiler: Any, settings: Settings) -> None:
+        self.compiler = compiler
+        self.s = settings
+        self.target = settings.effective_target()
+        self.pic = settings.pic if settings.pic is not None else self.target != "cosmo"
+        self.cxx_objects: set[str] = set()
+
+    def _arch_obj(self, obj: str, arch: str) -> str:
+        return obj if arch == self.s.arch[0] else f"{obj}.{arch}.o"
+
+    def compile(self, sources: list[str], output_dir: str | None = None,
+                macros: list[Any] | None = None, include_dirs: list[str] | None = None,
+                debug: int = 0, extra_preargs: list[str] | None = None,
+                extra_postargs: list[str] | None = None, depends: Any = None) -> list[str]:
+        objects = self.compiler.object_filenames(sources, output_dir=output_dir or "")
+        defs = []
+        for m in [*(self.compiler.macros or []), *(macros or [])]:
+            if len(m) == 1:
+                defs.append(f"-U{m[0]}")
+            elif m[1] is None:
+                defs.append(f"-D{m[0]}")
+            else:
+                defs.append(f"-D{m[0]}={m[1]}")
+        incs = [*(include_dirs or []), *(self.compiler.include_dirs or [])]
+        for arch in self.s.arch:
+            tc = get_toolchain(self.s.toolchain, arch)
+            tc.check(need_cxx=any(src.endswith(CXX_SUFFIXES) for src in sources))
+            # Python headers for the target architecture come first.
+            arch_incs = [*python_include_dirs(arch), *incs]
+            for src, obj in zip(sources, objects, strict=True):
+                out = self._arch_obj(obj, arch)
+                os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+                cxx = src.endswith(CXX_SUFFIXES)
+                if cxx:
+                    self.cxx_objects.add(obj)
+                _say(self.s, f"compile {src} ({arch})")
+                _run([tc.cxx if cxx else tc.cc, "-c", *tc.flags(self.pic), *defs,
+                      *[f"-I{d}" for d in arch_incs], *(extra_preargs or []), src, "-o", out,
+                      *(extra_postargs or [])], self.s)
+        return list(objects)
+
+    def link_shared_object(self, objects: list[str], output_filename: str,
+                           output_dir: str | None = None, libraries: list[str] | None = None,
+                           library_dirs: list[str] | None = None,
+                           runtime_library_dirs: Any = None,
+                           export_symbols: list[str] | None = None, debug: int = 0,
+                           extra_preargs: list[str] | None = None,
+                           extra_postargs: list[str] | None = None, build_temp: Any = None,
+                           target_lang: str | None = None) -> None:
+        if output_dir:
+            output_filename = os.path.join(output_dir, output_filename)
+        entry = next((e for e in export_symbols or [] if e.startswith("PyInit_")), None)
+        if entry is None:
+            base = os.path.basename(output_filename).split(".")[0]
+            entry = f"PyInit_{base}"
+        name = entry.removeprefix("PyInit_")
+        libs = list(libraries or [])
+        for a in [*(extra_preargs or []), *(extra_postargs or [])]:
+            if a.startswith("-l"):
+                libs.append(a[2:])
+        cxx = (target_lang == "c++" or "stdc++" in libs
+               or any(o in self.cxx_objects for o in objects))
+        archives = []
+        for lib in libs:
+            if lib in HOST_LIBS:
+                continue
+            path = _find_static(lib, list(library_dirs or []))
+            if path is None:
+                raise CosmoextError(f"extension {name}: library -l{lib} has no static "
+                                    f"lib{lib}.a; .cosmoext images link libraries statically")
+            archives.append(path)
+        images = []
+        for arch in self.s.arch:
+            tc = get_toolchain(self.s.toolchain, arch)
+            inputs = [self._arch_obj(o, arch) for o in objects] + archives
+            if cxx:
+                inputs += tc.runtime_archives()
+            _say(self.s, f"link {name} ({arch})")
+            images.append(linker.link(inputs, name=name, arch=arch, target=self.target,
+                                      python_abi=host_python_abi(), pic=self.pic, ld=tc.ld,
+                                      verbose=self.s.verbose))
+        if not output_filename.endswith(SUFFIX):
+            output_filename = output_filename.rsplit(".", 1)[0].split(".cpython")[0] + SUFFIX
+        os.makedirs(os.path.dirname(output_filename) or ".", exist_ok=True)
+        with open(output_filename + ".tmp", "wb") as f:
+            f.write(fmt.pack(images))
+        os.replace(output_filename + ".tmp", output_filename)
+
+
+def _cosmoext_name(filename: str) -> str:
+    import sysconfig
+
+    for suffix in (sysconfig.get_config_var("EXT_SUFFIX") or "", ".abi3.so", ".so", ".pyd"):
+        if suffix and filename.endswith(suffix):
+            return filename[: -len(suffix)] + SUFFIX
+    return filename if filename.endswith(SUFFIX) else filename + SUFFIX
+
+
+def activate(settings: Settings) -> None:
+    """Patch setuptools' build_ext in this process (idempotent)."""
+    from setuptools.command.build_ext import build_ext
+
+    if getattr(build_ext, "_cosmoext_active", False):
+        build_ext._cosmoext_settings = settings  # type: ignore[attr-defined]
+        return
+    os.environ["SETUPTOOLS_EXT_SUFFIX"] = SUFFIX
+    orig_build_extension = build_ext.build_extension
+    orig_get_ext_filename = build_ext.get_ext_filename
+
+    def build_extension(self: Any, ext: Any) -> None:
+        c = self.compiler
+        if not getattr(c, "_cosmoext_hooked", False):
+            hooks = _Hooks(c, build_ext._cosmoext_settings)  # type: ignore[attr-defined]
+            c.compile = hooks.compile
+            c.link_shared_object = hooks.link_shared_object
+            c._cosmoext_hooked = True
+        # Outputs in build/ may come from other settings (target, arch):
+        # never trust their timestamps.
+        self.force = True
+        orig_build_extension(self, ext)
+
+    def get_ext_filename(self: Any, fullname: str) -> str:
+        return _cosmoext_name(orig_get_ext_filename(self, fullname))
+
+    build_ext.build_extension = build_extension  # type: ignore[method-assign]
+    build_ext.get_ext_filename = get_ext_filename  # type: ignore[method-assign]
+    build_ext._cosmoext_settings = settings  # type: ignore[attr-defined]
+    build_ext._cosmoext_active = True  # type: ignore[attr-defined]
