@@ -25,7 +25,7 @@ import os
 import sys
 import tempfile
 import tomllib
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import CosmoextError
 from ..settings import Settings
@@ -49,7 +49,7 @@ def _settings(config_settings: dict[str, Any] | None) -> Settings:
         _die(e)
 
 
-def _die(e: Exception) -> Any:
+def _die(e: Exception) -> NoReturn:
     print(f"cosmoext: error: {e}", file=sys.stderr, flush=True)
     raise SystemExit(1)
 

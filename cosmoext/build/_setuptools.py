@@ -159,7 +159,7 @@ def activate(settings: Settings) -> None:
     from setuptools.command.build_ext import build_ext
 
     if getattr(build_ext, "_cosmoext_active", False):
-        build_ext._cosmoext_settings = settings  # type: ignore[attr-defined]
+        build_ext._cosmoext_settings = settings
         return
     os.environ["SETUPTOOLS_EXT_SUFFIX"] = SUFFIX
     orig_build_extension = build_ext.build_extension
@@ -168,7 +168,7 @@ def activate(settings: Settings) -> None:
     def build_extension(self: Any, ext: Any) -> None:
         c = self.compiler
         if not getattr(c, "_cosmoext_hooked", False):
-            hooks = _Hooks(c, build_ext._cosmoext_settings)  # type: ignore[attr-defined]
+            hooks = _Hooks(c, build_ext._cosmoext_settings)
             c.compile = hooks.compile
             c.link_shared_object = hooks.link_shared_object
             c._cosmoext_hooked = True
@@ -180,7 +180,7 @@ def activate(settings: Settings) -> None:
     def get_ext_filename(self: Any, fullname: str) -> str:
         return _cosmoext_name(orig_get_ext_filename(self, fullname))
 
-    build_ext.build_extension = build_extension  # type: ignore[method-assign]
-    build_ext.get_ext_filename = get_ext_filename  # type: ignore[method-assign]
-    build_ext._cosmoext_settings = settings  # type: ignore[attr-defined]
-    build_ext._cosmoext_active = True  # type: ignore[attr-defined]
+    build_ext.build_extension = build_extension
+    build_ext.get_ext_filename = get_ext_filename
+    build_ext._cosmoext_settings = settings
+    build_ext._cosmoext_active = True
