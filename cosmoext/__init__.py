@@ -7,7 +7,18 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["load", "__version__"]
+__all__ = ["load", "get_include", "__version__"]
+
+
+def get_include() -> str:
+    """The directory holding ``cosmoext.h`` (closures for C code in images).
+
+    Pass it to ``cosmoext build-ext -I``; the names it declares are resolved
+    from the runtime's export table when an image is loaded.
+    """
+    import os
+
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
 
 
 def load(path: str, name: str | None = None):  # -> types.ModuleType

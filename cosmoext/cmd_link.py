@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
 from . import format as fmt
 from . import linker
-from .toolchain import host_arch, host_python_abi, host_target
+from .toolchain import TOOLCHAINS, get_toolchain, host_arch, host_python_abi, host_target
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,16 +19,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", help="cosmo, or a host platform such as linux-gnu")
     p.add_argument("--arch", default=None, help="architecture of the objects (default: host)")
     p.add_argument("--python-abi", help="e.g. cp311 (default: this interpreter's)")
-    p.add_argument("--ld", help="binutils ld to merge with (default: ld for the arch)")
+    p.add_argument("--ld", help="binutils ld to merge with (default: ld for the arch, or the "
+                   "--toolchain's)")
+    p.add_argument("--toolchain", choices=TOOLCHAINS,
+                   help="toolchain that compiled the objects: sets the default --ld, the "
+                   "default --target (cosmo for cosmocc) and where --cxx looks")
+    p.add_argument("--cxx", action="store_true",
+                   help="append the toolchain's static C++ runtime archives (libstdc++.a, "
+                   "libgcc.a, ...: Toolchain.runtime_archives()), as build-ext does for C++ "
+                   "sources")
+    p.add_argument("--cxx-compiler", metavar="CXX",
+                   help="with --cxx: the C++ compiler to ask for those archives "
+                   "(default: the toolchain's, e.g. g++)")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    img = linker.link(args.inputs, name=args.name, arch=args.arch or host_arch(),
-                      target=args.target or host_target(),
+    arch = args.arch or host_arch()
+    inputs = list(args.inputs)
+    ld, target = args.ld, args.target
+    if args.toolchain or args.cxx:
+        tc = get_toolchain(args.toolchain or "gnu", arch)
+        if args.cxx_compiler:
+            tc = dataclasses.replace(tc, cxx=args.cxx_compiler)
+        if args.toolchain:
+            ld = ld or tc.ld
+            target = target or ("cosmo" if tc.name == "cosmocc" else None)
+        if args.cxx:
+            inputs += tc.runtime_archives()
+    img = linker.link(inputs, name=args.name, arch=arch, target=target or host_target(),
                       python_abi=args.python_abi or host_python_abi(), pic=False,
-                      ld=args.ld, verbose=args.verbose)
+                      ld=ld, verbose=args.verbose)
     if not img.flags & (fmt.F_NEAR_HOST | fmt.F_LOW_IMAGE | fmt.F_LOW_HOST | fmt.F_STATIC_TLS):
         img.flags |= fmt.F_PIC
     out = args.output or f"{args.name}.cosmoext"

@@ -27,7 +27,8 @@ from pathlib import Path
 from .errors import CosmoextError, ToolchainError
 from .toolchain import get_toolchain, host_arch
 
-RUNTIME_SOURCES = ("module.c", "cxload.c", "cxtls.c", "cxdl.c", "cxsha256.c", "embed_main.c")
+RUNTIME_SOURCES = ("module.c", "cxload.c", "cxtls.c", "cxdl.c", "cxsha256.c", "cxcodemem.c",
+                   "cxclosure.c", "cxpyclosure.c", "embed_main.c")
 TRIPLETS = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}
 
 

@@ -61,19 +61,22 @@ FX_PC64 = 5  # s64 S+A-P
 FX_TPOFF64 = 6  # s64 T+A
 FX_TPOFF32 = 7  # s32 T+A
 FX_DTPMOD64 = 8  # u64 module handle for the loader's __tls_get_addr
-# aarch64 (instruction fields; page = x & ~0xfff)
-FX_A64_ADRP = 16  # ADRP imm21 = (page(S+A) - page(P)) >> 12, +-4 GiB
-FX_A64_ADD_LO12 = 17  # ADD imm12 = (S+A) & 0xfff
-FX_A64_LDST8_LO12 = 18  # LD/ST imm12 = ((S+A) & 0xfff) >> 0
-FX_A64_LDST16_LO12 = 19
-FX_A64_LDST32_LO12 = 20
-FX_A64_LDST64_LO12 = 21
-FX_A64_LDST128_LO12 = 22
-FX_A64_MOVW_G0 = 23  # MOVZ/MOVK imm16 = (S+A) >> 0 & 0xffff
-FX_A64_MOVW_G1 = 24
-FX_A64_MOVW_G2 = 25
-FX_A64_MOVW_G3 = 26
-FX_A64_TLSDESC = 27  # 16-byte descriptor: resolver + argument
+# aarch64: instruction fields (V = S+A; page(x) = x & ~0xfff).  With the
+# FX_A64_CHECK bit, V must fit the field with nothing cut off.
+FX_A64_ADRP = 16  # ADRP imm21 = (page(V) - page(P)) >> 12, +-4 GiB
+FX_A64_ADD_LO12 = 17  # ADD imm12 = V & 0xfff  (checked: 0 <= V < 4096)
+FX_A64_LDST8_LO12 = 18  # LD/ST imm12 = (V & 0xfff) >> 0, V aligned to the access
+FX_A64_LDST16_LO12 = 19  # ... >> 1
+FX_A64_LDST32_LO12 = 20  # ... >> 2
+FX_A64_LDST64_LO12 = 21  # ... >> 3
+FX_A64_LDST128_LO12 = 22  # ... >> 4
+FX_A64_MOVW_G0 = 23  # MOVZ/MOVK imm16 = V >> 0 & 0xffff  (checked: 0 <= V < 2**16)
+FX_A64_MOVW_G1 = 24  # V >> 16  (checked: V < 2**32, a low-image/low-host requirement)
+FX_A64_MOVW_G2 = 25  # V >> 32  (checked: V < 2**48)
+FX_A64_MOVW_G3 = 26  # V >> 48
+FX_A64_TLSDESC = 27  # 16-byte TLS descriptor {resolver, argument} for block offset A
+FX_A64_ADD_HI12 = 28  # ADD imm12 = V >> 12 & 0xfff, 0 <= V < 2**24 (always checked)
+FX_A64_CHECK = 0x100  # modifier bit on kinds 17..26
 FIXUP_NAMES = {
     FX_ABS64: "abs64",
     FX_ABS32: "abs32",
@@ -95,20 +98,25 @@ FIXUP_NAMES = {
     FX_A64_MOVW_G2: "a64-movw-g2",
     FX_A64_MOVW_G3: "a64-movw-g3",
     FX_A64_TLSDESC: "a64-tlsdesc",
+    FX_A64_ADD_HI12: "a64-add-hi12",
 }
+FIXUP_NAMES.update({k | FX_A64_CHECK: FIXUP_NAMES[k] + "-checked"
+                    for k in range(FX_A64_ADD_LO12, FX_A64_MOVW_G3 + 1)})
 SYM_BASE = 0xFFFFFFFF  # S is the image's load address
 SYM_NONE = 0xFFFFFFFE  # no symbol (TLS kinds)
+SYM_TP = 0xFFFFFFFD  # S is T, the image's static TLS block offset (aarch64 local exec)
 IMP_WEAK = 1
 
 FILE_HDR = struct.Struct("<8sHHIII Q Q 24x")  # 64 bytes
 IMAGE_ENT = struct.Struct("<HHI Q Q 32s 8x")  # 64 bytes
 IMAGE_HDR = struct.Struct(
-    "<4sHHII16s16s QQ II II II II II QII Q QI4x QQ QII I4x Q"
-)  # 192 bytes
+    "<4sHHII16s16s QQ II II II II II QII Q QI4x QQ QII I4x Q 32s"
+)  # 224 bytes
+META_DIGEST_AT = 192  # meta_sha256: over image[0:192] + image[224:meta_end]
 SEGMENT = struct.Struct("<QQQQII")  # 40 bytes
 IMPORT = struct.Struct("<IIII")  # 16 bytes
 FIXUP = struct.Struct("<QIIq")  # 24 bytes
-assert FILE_HDR.size == 64 and IMAGE_ENT.size == 64 and IMAGE_HDR.size == 192
+assert FILE_HDR.size == 64 and IMAGE_ENT.size == 64 and IMAGE_HDR.size == 224
 
 
 class FormatError(ValueError):
@@ -236,8 +244,10 @@ def _pack_image(img: Image) -> bytes:
         img.tls[0], img.tls[1], img.tls[2],
         img.tls[3],
         0,
+        b"\0" * 32,
     )
     out = bytearray(hdr + seg_blob + imp_blob + fix_blob + strtab)
+    out[META_DIGEST_AT:META_DIGEST_AT + 32] = meta_digest(out)
     for s, off in zip(segs, file_offsets, strict=True):
         if s.data:
             out.extend(b"\0" * (off - len(out)))
@@ -266,13 +276,32 @@ def pack(images: list[Image]) -> bytes:
     return head + bytes(body[len(head):])
 
 
+def meta_end(image: bytes | bytearray) -> int:
+    """End of the metadata (header, tables, string table) of an image."""
+    f = IMAGE_HDR.unpack_from(image, 0)
+    seg_off, seg_n, imp_off, imp_n, fix_off, fix_n, str_off, str_size = f[11:19]
+    return max(IMAGE_HDR.size, seg_off + seg_n * SEGMENT.size, imp_off + imp_n * IMPORT.size,
+               fix_off + fix_n * FIXUP.size, str_off + str_size)
+
+
+def meta_digest(image: bytes | bytearray) -> bytes:
+    """SHA-256 of an image's metadata, skipping the digest field itself."""
+    end = min(meta_end(image), len(image))
+    h = hashlib.sha256(bytes(image[:META_DIGEST_AT]))
+    h.update(bytes(image[IMAGE_HDR.size:end]))
+    return h.digest()
+
+
 def reseal(data: bytes | bytearray) -> bytes:
-    """Recompute every image's SHA-256 in place (for tests that corrupt tables)."""
+    """Recompute every image's digests in place (for tests that corrupt tables)."""
     buf = bytearray(data)
     _, _, _, _, count, _, _, table = FILE_HDR.unpack_from(buf, 0)
     for i in range(count):
         pos = table + i * IMAGE_ENT.size
         arch, r0, r1, off, size, _ = IMAGE_ENT.unpack_from(buf, pos)
+        if size >= IMAGE_HDR.size and off + size <= len(buf):
+            img = buf[off:off + size]
+            buf[off + META_DIGEST_AT:off + META_DIGEST_AT + 32] = meta_digest(img)
         digest = hashlib.sha256(bytes(buf[off:off + size])).digest()
         IMAGE_ENT.pack_into(buf, pos, arch, r0, r1, off, size, digest)
     return bytes(buf)
@@ -293,9 +322,11 @@ def _parse_image(arch: int, blob: bytes) -> Image:
     (magic, iarch, hsize, flags, align, target, abi, vsize, entry, name_off, _r0,
      seg_off, seg_n, imp_off, imp_n, fix_off, fix_n, str_off, str_size,
      init_va, init_n, fini_n, fini_va, ehh_va, ehh_sz, eh_va, eh_sz,
-     tls_va, tls_filesz, tls_memsz, tls_align, _r1) = IMAGE_HDR.unpack_from(blob, 0)
+     tls_va, tls_filesz, tls_memsz, tls_align, _r1, mdigest) = IMAGE_HDR.unpack_from(blob, 0)
     if magic != IMAGE_MAGIC:
         raise FormatError("bad image magic")
+    if meta_digest(blob) != mdigest:
+        raise FormatError("image metadata is corrupt (SHA-256 mismatch)")
     if iarch != arch or hsize != IMAGE_HDR.size or align != ALIGN:
         raise FormatError("image header disagrees with the file's image table")
 

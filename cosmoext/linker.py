@@ -170,8 +170,28 @@ def _align(x: int, a: int) -> int:
     return (x + a - 1) // a * a
 
 
+def _write_map(path: str, link: Link, seg_ranges: dict[int, tuple[int, int, int]]) -> None:
+    """A link map for debugging: segments, then every named symbol by address."""
+    rows = []
+    for sym in link.obj.symbols:
+        if not sym.name or sym.shndx in (elf.SHN_UNDEF, elf.SHN_ABS) or \
+                sym.shndx >= len(link.obj.sections) or sym.type == elf.STT_SECTION:
+            continue
+        base = link.layout.sec_vaddr.get(sym.shndx)
+        if base is not None:
+            rows.append((base + sym.value, sym.size, sym.name))
+    with open(path, "w") as f:
+        for kind, (start, filesz, memsz) in sorted(seg_ranges.items(), key=lambda kv: kv[1]):
+            f.write(f"segment {fmt.SEG_NAMES[kind]:6} {start:#010x} memsz {memsz:#x} "
+                    f"filesz {filesz:#x}\n")
+        for idx, stub in sorted(link.layout.plt.items(), key=lambda kv: kv[1]):
+            f.write(f"{stub:#010x} {link.backend.plt_entry_size:6} plt:{link.imports[idx].name}\n")
+        for va, size, nm in sorted(rows):
+            f.write(f"{va:#010x} {size:6} {nm}\n")
+
+
 def link_object(obj: elf.ElfObject, backend: Backend, *, name: str, target: str,
-                python_abi: str, pic: bool) -> fmt.Image:
+                python_abi: str, pic: bool, map_path: str | None = None) -> fmt.Image:
     """Lay out and relocate one merged relocatable object into an Image."""
     if obj.machine != backend.machine:
         raise LinkError(f"{obj.path}: ELF machine {obj.machine}, expected {backend.arch}")
@@ -224,6 +244,8 @@ def link_object(obj: elf.ElfObject, backend: Backend, *, name: str, target: str,
             va = _align(va, s.align)
             L.sec_vaddr[s.index] = va
             va += s.size
+            if s is eh_sec:
+                va += 4  # the zero terminator __register_frame_info walks to (crtend's job)
             if s.type != elf.SHT_NOBITS:
                 filesz = va - start
         if kind == fmt.SEG_TEXT and plt_imports:
@@ -231,6 +253,10 @@ def link_object(obj: elf.ElfObject, backend: Backend, *, name: str, target: str,
             for idx in sorted(plt_imports):
                 L.plt[idx] = va
                 va += backend.plt_entry_size
+            filesz = va - start
+        place_veneers = getattr(backend, "place_veneers", None)  # short-branch targets
+        if kind == fmt.SEG_TEXT and place_veneers is not None:
+            va = place_veneers(link, relocs, va)
             filesz = va - start
         if kind == fmt.SEG_RODATA and eh_sec is not None:
             va = _align(va, 4)
@@ -327,6 +353,8 @@ def link_object(obj: elf.ElfObject, backend: Backend, *, name: str, target: str,
         link.flags |= fmt.F_PIC
     segments = [fmt.Segment(kind, start, memsz, bytes(link.seg_data[kind]))
                 for kind, (start, _filesz, memsz) in seg_ranges.items()]
+    if map_path:
+        _write_map(map_path, link, seg_ranges)
     return fmt.Image(
         arch=backend.machine, target=target, python_abi=python_abi, name=name,
         entry=entry, segments=segments, imports=link.imports, fixups=link.fixups,
@@ -339,8 +367,12 @@ def link_object(obj: elf.ElfObject, backend: Backend, *, name: str, target: str,
 
 def _flag_for(f: fmt.Fixup, link: Link) -> int:
     host = f.sym < len(link.imports)
+    if f.sym == fmt.SYM_TP:
+        return fmt.F_STATIC_TLS
     if f.kind in (fmt.FX_PC32, fmt.FX_A64_ADRP) and host:
         return fmt.F_NEAR_HOST
+    if f.kind == fmt.FX_A64_MOVW_G1 | fmt.FX_A64_CHECK:  # the value must fit 32 bits
+        return fmt.F_LOW_HOST if host else fmt.F_LOW_IMAGE
     if f.kind in (fmt.FX_ABS32, fmt.FX_ABS32S):
         return fmt.F_LOW_HOST if host else fmt.F_LOW_IMAGE
     if f.kind in (fmt.FX_TPOFF32, fmt.FX_TPOFF64):
@@ -379,8 +411,12 @@ def merge(inputs: list[str], *, ld: str, entry: str, out: str, emulation: str,
 
 def link(inputs: list[str], *, name: str, arch: str = "x86_64", target: str = "linux-gnu",
          python_abi: str, pic: bool = True, ld: str | None = None,
-         verbose: bool = False) -> fmt.Image:
-    """Link objects and archives into one Image for ``arch``."""
+         verbose: bool = False, map_path: str | None = None) -> fmt.Image:
+    """Link objects and archives into one Image for ``arch``.
+
+    ``map_path`` (or $COSMOEXT_MAP_DIR/NAME.ARCH.map) gets a link map."""
+    if map_path is None and os.environ.get("COSMOEXT_MAP_DIR"):
+        map_path = os.path.join(os.environ["COSMOEXT_MAP_DIR"], f"{name}.{arch}.map")
     from .backends import get_backend
 
     backend = get_backend(arch)
@@ -400,7 +436,8 @@ def link(inputs: list[str], *, name: str, arch: str = "x86_64", target: str = "l
         obj = elf.read(merged)
     obj.path = ", ".join(os.path.basename(i) for i in inputs[:3]) + (
         ", ..." if len(inputs) > 3 else "")
-    return link_object(obj, backend, name=name, target=target, python_abi=python_abi, pic=pic)
+    return link_object(obj, backend, name=name, target=target, python_abi=python_abi, pic=pic,
+                       map_path=map_path)
 
 
 def _prescan(path: str, backend: Backend) -> set[str]:

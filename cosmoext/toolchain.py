@@ -80,9 +80,14 @@ class Toolchain:
         return f
 
     def runtime_archives(self) -> list[str]:
-        """libstdc++.a, libgcc_eh.a and libgcc.a for linking C++ into an image."""
+        """libstdc++.a and libgcc.a for linking C++ into an image.
+
+        Not libgcc_eh.a: all images share the interpreter's unwinder (imported
+        through the export table, images' .eh_frame registered with it), because
+        a personality routine in one image must work on an unwind started in
+        another, and libgcc's unwinder keeps per-copy state."""
         out = []
-        for name in ("libstdc++.a", "libgcc_eh.a", "libgcc.a"):
+        for name in ("libstdc++.a", "libgcc.a"):
             try:
                 p = subprocess.run([self.cxx, *self.target_flags, f"-print-file-name={name}"],
                                    capture_output=True, text=True, check=True).stdout.strip()

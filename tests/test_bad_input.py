@@ -1622,3 +1622,45 @@ def test_fuzz_harness_catches_a_crash(lay: Layout, tmp_path: Path) -> None:
     assert f"fixup {i} addend" in problems[0] and str(bad) in problems[0]
     with digests(True):
         refused(bad, NAME, f"{MACHINE} image is corrupt (SHA-256 mismatch)")
+
+
+DEFAULT_FLIP_CHILD = r"""
+import json, sys, cosmoext
+out = {"refused": 0, "loaded": [], "other": []}
+for path in json.loads(open(sys.argv[1]).read()):
+    try:
+        cosmoext.load(path, sys.argv[2])
+        out["loaded"].append(path)
+    except ImportError:
+        out["refused"] += 1
+    except Exception as e:  # noqa: BLE001 - reported, not hidden
+        out["other"].append(f"{path}: {type(e).__name__}: {e}")
+    sys.modules.pop(sys.argv[2], None)
+print(json.dumps(out))
+"""
+
+
+def test_every_metadata_byte_flip_is_refused_by_default(pristine_path: Path,
+                                                        tmp_path: Path) -> None:
+    """At the default verification level (the metadata digest), flipping any byte of an
+    image's header, tables or string table is refused up front: no resealing, no crash."""
+    data = pristine_path.read_bytes()
+    table = fmt.FILE_HDR.unpack_from(data, 0)[7]
+    off = fmt.IMAGE_ENT.unpack_from(data, table)[3]
+    end = off + fmt.meta_end(data[off:])
+    paths = []
+    for i in range(off, end):
+        buf = bytearray(data)
+        buf[i] ^= 0xFF
+        p = tmp_path / f"flip{i}.cosmoext"
+        p.write_bytes(buf)
+        paths.append(str(p))
+    manifest = tmp_path / "jobs.json"
+    manifest.write_text(json.dumps(paths))
+    env = {k: v for k, v in os.environ.items() if k != "COSMOEXT_VERIFY"}
+    proc = subprocess.run([sys.executable, "-c", DEFAULT_FLIP_CHILD, str(manifest), NAME],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(proc.stdout)
+    assert res["loaded"] == [] and res["other"] == [], (res["loaded"][:3], res["other"][:3])
+    assert res["refused"] == end - off > 500

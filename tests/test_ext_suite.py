@@ -44,10 +44,12 @@ EXTENSIONS = {
     "cx_tls_cpp": ["cx_tls_cpp.cpp"],
     "cx_twin_a": ["cx_twin_a.c"],
     "cx_twin_b": ["cx_twin_b.c"],
+    "cx_throw": ["cx_throw.cpp"],
+    "cx_catch": ["cx_catch.cpp"],
 }
 
 # modules that must be compiled/linked as C++ (C++17, libstdc++)
-CPP = {"cx_cpp", "cx_tls_cpp"}
+CPP = {"cx_cpp", "cx_tls_cpp", "cx_throw", "cx_catch"}
 
 # modules that use multi-phase initialisation (PEP 489)
 MULTI_PHASE = {"cx_state", "cx_multiphase", "cx_pkg.sub2"}
@@ -1247,3 +1249,14 @@ def test_twins_distinct_addresses(ext):
     for x, y in zip(addrs_a, addrs_b, strict=False):
         assert x != y
     assert len(set(addrs_a) | set(addrs_b)) == 6
+
+
+def test_cpp_exception_thrown_in_one_image_caught_in_another(ext):
+    """Each image has its own libstdc++; the unwinder is shared, so a throw in
+    cx_throw unwinds through CPython's frames into a catch in cx_catch."""
+    thrower, catcher = ext("cx_throw"), ext("cx_catch")
+    assert catcher.call_and_catch(thrower.throw_int) == "caught int 42"
+    assert catcher.call_and_catch(thrower.throw_std) == "caught std: boom from cx_throw"
+    assert catcher.call_and_catch(lambda: 7) == 7
+    for _ in range(200):  # repeated unwinds reuse the registered frames
+        assert catcher.call_and_catch(thrower.throw_std).startswith("caught std")

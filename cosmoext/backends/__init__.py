@@ -13,5 +13,7 @@ def get_backend(arch: str):  # -> linker.Backend
 
         return X86_64()
     if arch == "aarch64":
-        raise CosmoextError("aarch64 images are not supported yet (see issue: aarch64)")
+        from .aarch64 import AArch64
+
+        return AArch64()
     raise CosmoextError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHES)})")

@@ -55,10 +55,14 @@ enum cx_fixup_kind {
   CX_FX_A64_MOVW_G1 = 24,
   CX_FX_A64_MOVW_G2 = 25,
   CX_FX_A64_MOVW_G3 = 26,
-  CX_FX_A64_TLSDESC = 27,
+  CX_FX_A64_TLSDESC = 27,  /* 16 bytes {resolver, argument}: TLS descriptor */
+  CX_FX_A64_ADD_HI12 = 28, /* ADD imm12 = V >> 12, 0 <= V < 2^24 */
 };
+/* aarch64 kinds 17..26 (V = S+A): modifier bit "V must fit the field". */
+#define CX_FX_A64_CHECK 0x100u
 #define CX_SYM_BASE 0xffffffffu
 #define CX_SYM_NONE 0xfffffffeu
+#define CX_SYM_TP 0xfffffffdu /* S = T, the static TLS block offset (a64 kinds) */
 #define CX_IMP_WEAK 1u
 
 /* Sizes of the on-disk records; offsets are given as comments. */
@@ -86,7 +90,8 @@ struct cx_image_ent {
   uint64_t reserved2; /* 56 */
 };
 
-#define CX_IMAGE_HDR_SIZE 192
+#define CX_IMAGE_HDR_SIZE 224
+#define CX_META_DIGEST_AT 192
 struct cx_image_hdr {
   char magic[4];          /* 0 */
   uint16_t machine;       /* 4 */
@@ -118,6 +123,9 @@ struct cx_image_hdr {
   uint32_t tls_align;     /* 176 */
   uint32_t reserved2;     /* 180 */
   uint64_t reserved3;     /* 184 */
+  /* 192: SHA-256 over image[0:192] + image[224:meta_end], where meta_end is
+     the end of the last table or string table: checked at every load. */
+  uint8_t meta_sha256[32];
 };
 
 #define CX_SEGMENT_SIZE 40

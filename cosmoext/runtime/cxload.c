@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cxcodemem.h"
 #include "cxformat.h"
 #include "cxsha256.h"
 
@@ -30,19 +31,16 @@ _Static_assert(sizeof(struct cx_image_hdr) == CX_IMAGE_HDR_SIZE, "image header")
 _Static_assert(sizeof(struct cx_segment) == CX_SEGMENT_SIZE, "segment");
 _Static_assert(sizeof(struct cx_import) == CX_IMPORT_SIZE, "import");
 _Static_assert(sizeof(struct cx_fixup) == CX_FIXUP_SIZE, "fixup");
+_Static_assert(CX_PROT_R == CX_MEM_R && CX_PROT_W == CX_MEM_W && CX_PROT_X == CX_MEM_X, "prot");
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "cosmoext images are little-endian; big-endian hosts are not supported"
 #endif
 
-#ifndef MAP_NORESERVE
-#define MAP_NORESERVE 0
-#endif
-
 static struct cx_image *g_images;
-/* Full-image SHA-256 check at load: off by default (pip checks RECORD hashes
-   at install; 'cosmoext inspect' checks them); the structural validation
-   below is what keeps a malformed file from doing harm, and it always runs. */
-int cx_verify_digests;
+/* Digest checks at load: 0 none (tests only), 1 the metadata digest (the
+   default: header and tables, cheap), 2 also the whole image's SHA-256 (its
+   code and data; pip already checks RECORD hashes at install time). */
+int cx_verify_digests = 1;
 static struct cx_counters g_count;
 
 struct cx_image *cx_images(void) {
@@ -125,9 +123,13 @@ static unsigned fx_width(uint32_t kind, unsigned machine) {
     default:
       break;
   }
-  if (machine == CX_EM_AARCH64 && kind >= CX_FX_A64_ADRP && kind <= CX_FX_A64_MOVW_G3)
-    return 4;
-  if (machine == CX_EM_AARCH64 && kind == CX_FX_A64_TLSDESC) return 16;
+  if (machine != CX_EM_AARCH64) return 0;
+  if (kind & CX_FX_A64_CHECK) /* the modifier applies to ADD/LDST lo12 and MOVW kinds */
+    return (kind & ~CX_FX_A64_CHECK) >= CX_FX_A64_ADD_LO12 &&
+                   (kind & ~CX_FX_A64_CHECK) <= CX_FX_A64_MOVW_G3 ? 4 : 0;
+  if (kind >= CX_FX_A64_ADRP && kind <= CX_FX_A64_MOVW_G3) return 4;
+  if (kind == CX_FX_A64_ADD_HI12) return 4;
+  if (kind == CX_FX_A64_TLSDESC) return 16;
   return 0;
 }
 
@@ -136,8 +138,17 @@ static int fx_is_tls(uint32_t kind) {
          kind == CX_FX_A64_TLSDESC;
 }
 
+/* aarch64 instruction kinds that may take S = T (CX_SYM_TP, local-exec TLS). */
+static int fx_takes_tp(uint32_t kind) {
+  uint32_t k = kind & ~CX_FX_A64_CHECK;
+  return (k >= CX_FX_A64_ADD_LO12 && k <= CX_FX_A64_MOVW_G3) || kind == CX_FX_A64_ADD_HI12;
+}
+
 static uint32_t fx_requirement(uint32_t kind, uint32_t sym) {
-  int host = sym != CX_SYM_BASE && sym != CX_SYM_NONE;
+  int host = sym != CX_SYM_BASE && sym != CX_SYM_NONE && sym != CX_SYM_TP;
+  if (sym == CX_SYM_TP) return CX_F_STATIC_TLS;
+  if (kind == (CX_FX_A64_MOVW_G1 | CX_FX_A64_CHECK)) /* MOVZ #:abs_g1: needs V < 4 GiB */
+    return host ? CX_F_LOW_HOST : CX_F_LOW_IMAGE;
   switch (kind) {
     case CX_FX_PC32: case CX_FX_A64_ADRP:
       return host ? CX_F_NEAR_HOST : 0;
@@ -175,6 +186,7 @@ struct ctx {
   size_t page;
   intptr_t tls_tpoff; /* static TLS block offset from the thread pointer */
   size_t tls_module;
+  uint32_t req;           /* requirements derived from the fixups */
   size_t tls_used_before; /* static reserve watermark, restored on failure */
   size_t tls_start;       /* the image's block, from the reserve's start */
   int tls_seeded;         /* its template bytes were written: never reuse it */
@@ -223,8 +235,8 @@ static int validate_file(struct ctx *c) {
       c->img_size = e.size;
       c->img = c->file + e.offset;
       uint8_t digest[32];
-      if (cx_verify_digests) cx_sha256(c->img, (size_t)e.size, digest);
-      if (cx_verify_digests && memcmp(digest, e.sha256, 32) != 0)
+      if (cx_verify_digests >= 2) cx_sha256(c->img, (size_t)e.size, digest);
+      if (cx_verify_digests >= 2 && memcmp(digest, e.sha256, 32) != 0)
         return fail(c->err, c->errlen, "%s image is corrupt (SHA-256 mismatch)",
                     cx_machine_name(machine));
     }
@@ -242,6 +254,25 @@ static int validate_image(struct ctx *c) {
   if (memcmp(h->magic, CX_IMAGE_MAGIC, 4) != 0 || h->machine != machine ||
       h->header_size != CX_IMAGE_HDR_SIZE || h->align != CX_ALIGN)
     return fail(c->err, c->errlen, "bad image header");
+  /* The metadata digest covers every table: fields no validation can judge
+     (fixup addends, the entry point, segment file ranges) are vouched for by
+     it.  Checked before any of them is used. */
+  uint64_t meta_end = CX_IMAGE_HDR_SIZE, e;
+  if ((e = (uint64_t)h->seg_off + (uint64_t)h->seg_count * CX_SEGMENT_SIZE) > meta_end) meta_end = e;
+  if ((e = (uint64_t)h->imp_off + (uint64_t)h->imp_count * CX_IMPORT_SIZE) > meta_end) meta_end = e;
+  if ((e = (uint64_t)h->fix_off + (uint64_t)h->fix_count * CX_FIXUP_SIZE) > meta_end) meta_end = e;
+  if ((e = (uint64_t)h->str_off + (uint64_t)h->str_size) > meta_end) meta_end = e;
+  /* (tables past the image end are refused by name below) */
+  if (cx_verify_digests >= 1 && meta_end <= c->img_size) {
+    struct cx_sha256_ctx sc;
+    uint8_t digest[32];
+    cx_sha256_init(&sc);
+    cx_sha256_update(&sc, c->img, CX_META_DIGEST_AT);
+    cx_sha256_update(&sc, c->img + CX_IMAGE_HDR_SIZE, (size_t)(meta_end - CX_IMAGE_HDR_SIZE));
+    cx_sha256_final(&sc, digest);
+    if (memcmp(digest, h->meta_sha256, 32) != 0)
+      return fail(c->err, c->errlen, "image metadata is corrupt (SHA-256 mismatch)");
+  }
   char got[16];
   if (!fixed_str_eq(h->target, c->host->target)) {
     fixed_str_copy(got, h->target);
@@ -379,13 +410,15 @@ static int validate_fixups(struct ctx *c, uint32_t *req) {
       return fail(c->err, c->errlen, "fixup %u: target %#llx outside the image's data", i,
                   (unsigned long long)f.vaddr);
     if (fx_is_tls(f.kind) ? f.sym != CX_SYM_NONE
-                          : (f.sym != CX_SYM_BASE && f.sym >= c->h.imp_count))
+        : f.sym == CX_SYM_TP ? !fx_takes_tp(f.kind)
+                             : (f.sym != CX_SYM_BASE && f.sym >= c->h.imp_count))
       return fail(c->err, c->errlen, "fixup %u: bad symbol index %u", i, f.sym);
-    if (fx_is_tls(f.kind) && !c->h.tls_memsz)
+    if ((fx_is_tls(f.kind) || f.sym == CX_SYM_TP) && !c->h.tls_memsz)
       return fail(c->err, c->errlen, "fixup %u: TLS fixup in an image without TLS", i);
     c->seg_has_fixups[s] = 1;
     *req |= fx_requirement(f.kind, f.sym);
   }
+  c->req = *req;
   if ((c->h.flags & CX_F_REQUIREMENTS) != *req)
     return fail(c->err, c->errlen, "image header flags %#x disagree with its fixups (%#x)",
                 c->h.flags & CX_F_REQUIREMENTS, *req);
@@ -413,11 +446,14 @@ static int placement_window(struct ctx *c, uint32_t req, uint64_t *lo, uint64_t 
     *why = "32-bit absolute addresses of its own code and data need it in the low 2-4 GiB";
   }
   if (req & CX_F_NEAR_HOST) {
-    uint64_t range = (cx_machine() == CX_EM_AARCH64 ? 2 : 1) * (uint64_t)reach;
     for (uint32_t i = 0; i < c->h.fix_count; i++) {
       struct cx_fixup f;
       read_fixup(c, i, &f);
       if ((f.kind != CX_FX_PC32 && f.kind != CX_FX_A64_ADRP) || f.sym >= c->h.imp_count) continue;
+      /* ADRP of an absent weak symbol becomes a MOVZ: no reach needed */
+      if (f.kind == CX_FX_A64_ADRP && !c->imp_addr[f.sym]) continue;
+      /* PC32: +-2 GiB; ADRP: +-4 GiB between pages, so one page less for addresses */
+      uint64_t range = f.kind == CX_FX_PC32 ? (uint64_t)reach : 2 * (uint64_t)reach - 4096;
       uint64_t s = (uint64_t)(uintptr_t)c->imp_addr[f.sym] + (uint64_t)f.addend;
       /* need |s - (base + vaddr)| < range, conservatively for the whole image */
       uint64_t a = s > range ? s - range + c->h.vsize : 0;
@@ -431,25 +467,26 @@ static int placement_window(struct ctx *c, uint32_t req, uint64_t *lo, uint64_t 
   return *lo <= *hi ? 0 : -1;
 }
 
-static void *try_reserve(uint64_t want, size_t size) {
-  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-#ifdef MAP_FIXED_NOREPLACE
-  if (want) flags |= MAP_FIXED_NOREPLACE;
-#endif
-  void *p = mmap((void *)(uintptr_t)want, size, PROT_NONE, flags, -1, 0);
-  if (p == MAP_FAILED) return NULL;
-  if (want && (uintptr_t)p != want) { /* kernel treated the hint as a hint */
-    munmap(p, size);
-    return NULL;
-  }
-  return p;
+static size_t page_up(struct ctx *c, uint64_t x) {
+  return (size_t)((x + c->page - 1) & ~(uint64_t)(c->page - 1));
+}
+
+/* Address space for the image (cxcodemem.c): inaccessible, except that on
+   macOS ARM64 its code ranges are created as MAP_JIT memory right away. */
+static void *try_reserve(struct ctx *c, uint64_t want, size_t size) {
+  struct cx_code_range code[CX_MAX_SEGMENTS];
+  unsigned n = 0;
+  for (uint32_t i = 0; i < c->h.seg_count; i++)
+    if (c->seg[i].prot & CX_PROT_X)
+      code[n++] = (struct cx_code_range){(size_t)c->seg[i].vaddr, page_up(c, c->seg[i].memsz)};
+  return cx_codemem_reserve((uintptr_t)want, size, code, n);
 }
 
 /* Reserve vsize bytes of address space at a base satisfying req. */
 static int reserve(struct ctx *c, uint32_t req) {
   size_t size = (size_t)c->h.vsize;
   if (!(req & (CX_F_NEAR_HOST | CX_F_LOW_IMAGE))) {
-    void *p = try_reserve(0, size);
+    void *p = try_reserve(c, 0, size);
     if (!p) return fail(c->err, c->errlen, "cannot reserve %zu bytes of address space", size);
     c->base = (uintptr_t)p;
     return 0;
@@ -471,7 +508,7 @@ static int reserve(struct ctx *c, uint32_t req) {
       if (off > hi - lo) break;
       continue;
     }
-    void *p = try_reserve(cand, size);
+    void *p = try_reserve(c, cand, size);
     if (p) {
       c->base = (uintptr_t)p;
       return 0;
@@ -483,39 +520,19 @@ static int reserve(struct ctx *c, uint32_t req) {
               "'cosmoext embed'", why, size);
 }
 
-static size_t page_up(struct ctx *c, uint64_t x) {
-  return (size_t)((x + c->page - 1) & ~(uint64_t)(c->page - 1));
-}
-
-static int to_prot(uint32_t p) {
-  return ((p & CX_PROT_R) ? PROT_READ : 0) | ((p & CX_PROT_W) ? PROT_WRITE : 0) |
-         ((p & CX_PROT_X) ? PROT_EXEC : 0);
-}
-
-/* Map segments.  A segment that needs writing at load time (fixups, or a
-   zeroed tail after file data) is mapped RW first and never executable. */
+/* Map segments (cxcodemem.c).  A segment that needs writing at load time
+   (fixups, or a zeroed tail after file data) is mapped writable first and is
+   never executable while it is: RW then RX, or a MAP_JIT write window. */
 static int map_segments(struct ctx *c) {
   for (uint32_t i = 0; i < c->h.seg_count; i++) {
     struct cx_segment *s = &c->seg[i];
     uintptr_t at = c->base + (uintptr_t)s->vaddr;
-    size_t fpart = page_up(c, s->filesz), total = page_up(c, s->memsz);
     int tail = s->filesz % c->page != 0 && s->memsz > s->filesz;
     int writable_now = c->seg_has_fixups[i] || tail || (s->prot & CX_PROT_W);
-    int prot = writable_now ? PROT_READ | PROT_WRITE : to_prot(s->prot);
-    if (fpart) {
-      void *p = mmap((void *)at, fpart, prot, MAP_PRIVATE | MAP_FIXED, c->fd,
-                     (off_t)(c->img_off + s->offset));
-      if (p == MAP_FAILED)
-        return fail(c->err, c->errlen, "mmap of segment %u failed: %s", i, strerror(errno));
-      if (writable_now && s->filesz % c->page) /* bytes after its data in the last page */
-        memset((void *)(at + s->filesz), 0, fpart - s->filesz);
-    }
-    if (total > fpart) {
-      void *p = mmap((void *)(at + fpart), total - fpart, prot,
-                     MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
-      if (p == MAP_FAILED)
-        return fail(c->err, c->errlen, "mmap of segment %u failed: %s", i, strerror(errno));
-    }
+    if (cx_codemem_map(at, page_up(c, s->memsz), c->fd, c->img_off + s->offset,
+                       (size_t)s->filesz, c->img + s->offset, s->prot, writable_now,
+                       c->page) != 0)
+      return fail(c->err, c->errlen, "mmap of segment %u failed: %s", i, strerror(errno));
   }
   return 0;
 }
@@ -541,6 +558,95 @@ static int put32(struct ctx *c, uint32_t i, unsigned char *p, int64_t v, int sig
   return 0;
 }
 
+static const char *fx_sym_name(struct ctx *c, const struct cx_fixup *f) {
+  if (f->sym == CX_SYM_TP) return "its static TLS block";
+  if (f->sym >= c->h.imp_count) return "the image itself";
+  struct cx_import im;
+  memcpy(&im, c->img + c->h.imp_off + (uint64_t)f->sym * CX_IMPORT_SIZE, sizeof im);
+  return c->strtab + im.name_off;
+}
+
+/* aarch64 instruction fields (kinds 16..28, see cxformat.h).  V = S + A. */
+static int apply_a64(struct ctx *c, uint32_t i, const struct cx_fixup *f, unsigned char *p,
+                     uint64_t S, uint64_t P) {
+  uint64_t V = S + (uint64_t)f->addend;
+  uint32_t k = f->kind & ~CX_FX_A64_CHECK, checked = f->kind & CX_FX_A64_CHECK, insn;
+  const char *name = fx_sym_name(c, f);
+  if (k == CX_FX_A64_TLSDESC) {
+    /* {resolver, argument}: the resolver returns the variable's offset from
+       the thread pointer.  Static TLS: a constant; otherwise the loader's
+       per-thread blocks (module id in the argument's top 16 bits). */
+#if defined(__aarch64__)
+    uint64_t d[2];
+    if (c->req & CX_F_STATIC_TLS) {
+      d[0] = (uint64_t)(uintptr_t)cx_tlsdesc_static;
+      d[1] = (uint64_t)((int64_t)c->tls_tpoff + f->addend);
+    } else {
+      if (f->addend < 0 || (uint64_t)f->addend >= (1ull << 48) || !c->tls_module)
+        return fail(c->err, c->errlen, "fixup %u: bad TLS descriptor offset %lld", i,
+                    (long long)f->addend);
+      d[0] = (uint64_t)(uintptr_t)cx_tlsdesc_dynamic;
+      d[1] = ((uint64_t)c->tls_module << 48) | (uint64_t)f->addend;
+    }
+    memcpy(p, d, 16);
+    return 0;
+#else
+    return fail(c->err, c->errlen, "fixup %u: TLS descriptors need an aarch64 loader", i);
+#endif
+  }
+  memcpy(&insn, p, 4);
+  if (k == CX_FX_A64_ADRP) {
+    if (f->sym < c->h.imp_count && S == 0) {
+      /* An absent weak symbol: the address is A, so ADRP Xd becomes MOVZ Xd, #0
+         (the page of a small addend); the ADD/LDR :lo12: that follows adds the rest. */
+      if (V >> 12)
+        return fail(c->err, c->errlen, "fixup %u: ADRP of absent weak symbol %s with addend "
+                    "%#llx", i, name, (unsigned long long)V);
+      insn = 0xd2800000u | (insn & 0x1f);
+    } else {
+      int64_t d = ((int64_t)(V & ~0xfffull) - (int64_t)(P & ~0xfffull)) / 4096;
+      if (d < -(1 << 20) || d >= (1 << 20))
+        return fail(c->err, c->errlen,
+                    "non-PIC image: ADRP reference to %s is out of the +-4 GiB reach at this "
+                    "address (%#llx away); rebuild with --pic, or load it in an interpreter "
+                    "made by 'cosmoext embed'", name, (unsigned long long)(V - P));
+      insn = (insn & ~((3u << 29) | (0x7ffffu << 5))) | ((uint32_t)(d & 3) << 29) |
+             ((uint32_t)((d >> 2) & 0x7ffff) << 5);
+    }
+  } else if (k >= CX_FX_A64_ADD_LO12 && k <= CX_FX_A64_LDST128_LO12) {
+    unsigned shift = k == CX_FX_A64_ADD_LO12 ? 0 : k - CX_FX_A64_LDST8_LO12;
+    uint32_t lo = (uint32_t)(V & 0xfff);
+    if (checked && V >= 4096)
+      return fail(c->err, c->errlen, "fixup %u: 12-bit offset to %s does not fit (value "
+                  "%#llx)", i, name, (unsigned long long)V);
+    if (lo & ((1u << shift) - 1))
+      return fail(c->err, c->errlen, "fixup %u: address of %s (%#llx) is not aligned for a "
+                  "%u-bit access", i, name, (unsigned long long)V, 8u << shift);
+    insn = (insn & ~(0xfffu << 10)) | ((lo >> shift) << 10);
+  } else if (k == CX_FX_A64_ADD_HI12) {
+    if (V >= (1ull << 24))
+      return fail(c->err, c->errlen, "fixup %u: offset to %s does not fit 24 bits (value %#llx)%s",
+                  i, name, (unsigned long long)V,
+                  f->sym == CX_SYM_TP ? ": the static TLS reserve is too far from the thread "
+                                        "pointer" : "");
+    insn = (insn & ~(0xfffu << 10)) | ((uint32_t)((V >> 12) & 0xfff) << 10);
+  } else if (k >= CX_FX_A64_MOVW_G0 && k <= CX_FX_A64_MOVW_G3) {
+    unsigned g = k - CX_FX_A64_MOVW_G0;
+    if (checked && g < 3 && (V >> (16 * (g + 1))) != 0)
+      return fail(c->err, c->errlen,
+                  "non-PIC image: MOVZ of %s needs its address below %s (value %#llx); "
+                  "rebuild with --pic, or load it in an interpreter made by 'cosmoext embed'",
+                  name, g == 0 ? "64 KiB" : g == 1 ? "4 GiB" : "2^48", (unsigned long long)V);
+    if (checked && ((insn >> 29) & 3) == 0) insn |= 2u << 29; /* MOVN -> MOVZ */
+    insn = (insn & ~(0xffffu << 5)) | ((uint32_t)((V >> (16 * g)) & 0xffff) << 5);
+  } else {
+    return fail(c->err, c->errlen, "fixup %u: kind %u is not supported on this machine", i,
+                f->kind);
+  }
+  memcpy(p, &insn, 4);
+  return 0;
+}
+
 static int apply_fixups(struct ctx *c) {
   for (uint32_t i = 0; i < c->h.fix_count; i++) {
     struct cx_fixup f;
@@ -548,6 +654,7 @@ static int apply_fixups(struct ctx *c) {
     unsigned char *p = (unsigned char *)(c->base + (uintptr_t)f.vaddr);
     uint64_t S = f.sym == CX_SYM_BASE ? c->base
                : f.sym == CX_SYM_NONE ? 0
+               : f.sym == CX_SYM_TP   ? (uint64_t)c->tls_tpoff
                                       : (uint64_t)(uintptr_t)c->imp_addr[f.sym];
     uint64_t P = (uint64_t)(uintptr_t)p;
     uint64_t v64 = S + (uint64_t)f.addend;
@@ -574,6 +681,10 @@ static int apply_fixups(struct ctx *c) {
         break;
       case CX_FX_DTPMOD64: { uint64_t m = c->tls_module; memcpy(p, &m, 8); break; }
       default:
+        if (c->h.machine == CX_EM_AARCH64) {
+          if (apply_a64(c, i, &f, p, S, P)) return -1;
+          break;
+        }
         return fail(c->err, c->errlen, "fixup %u: kind %u is not supported on this machine", i,
                     f.kind);
     }
@@ -587,13 +698,9 @@ static int protect_segments(struct ctx *c) {
     if (s->prot & CX_PROT_W) continue; /* data stays RW */
     int tail = s->filesz % c->page != 0 && s->memsz > s->filesz;
     if (!c->seg_has_fixups[i] && !tail) continue; /* already mapped with final protection */
-    if (mprotect((void *)(c->base + (uintptr_t)s->vaddr), page_up(c, s->memsz),
-                 to_prot(s->prot)) != 0)
+    /* RX/R; for code also the instruction cache (and the MAP_JIT window) */
+    if (cx_codemem_protect(c->base + (uintptr_t)s->vaddr, page_up(c, s->memsz), s->prot) != 0)
       return fail(c->err, c->errlen, "mprotect of segment %u failed: %s", i, strerror(errno));
-#if defined(__aarch64__)
-    if (s->prot & CX_PROT_X)
-      __builtin___clear_cache((char *)(c->base + s->vaddr), (char *)(c->base + s->vaddr + s->memsz));
-#endif
   }
   return 0;
 }
@@ -624,6 +731,7 @@ static int setup_tls(struct ctx *c, uint32_t req) {
 }
 
 static void unmap_all(struct ctx *c) {
+  cx_codemem_abort(); /* a MAP_JIT write window may still be open */
   if (c->base) {
     munmap((void *)c->base, (size_t)c->h.vsize);
     c->base = 0;
@@ -738,6 +846,9 @@ struct cx_image *cx_load(const char *path, const char *want_name, const struct c
       goto out;
     }
   }
+  /* C++ exceptions: one unwinder (the interpreter's) for every image.  From
+     here on the image is never unmapped. */
+  if (im->eh && host->register_frames) host->register_frames((const void *)im->eh);
   im->next = g_images;
   __atomic_store_n(&g_images, im, __ATOMIC_RELEASE);
   g_count.loaded++;

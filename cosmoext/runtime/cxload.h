@@ -14,6 +14,9 @@ struct cx_host {
   const char *python_abi; /* "cp311" */
   /* Resolve an import by name (hash is the GNU hash); NULL if absent. */
   const void *(*resolve)(const char *name, uint32_t hash);
+  /* Register an image's .eh_frame (zero-terminated) with the interpreter's
+     unwinder, before its initialisers run; NULL if there is none. */
+  void (*register_frames)(const void *eh_frame);
 };
 
 struct cx_segment_map {
@@ -53,7 +56,7 @@ struct cx_load_stats {
 struct cx_image *cx_load(const char *path, const char *name, const struct cx_host *host,
                          char *err, size_t errlen, struct cx_load_stats *st);
 
-/* Non-zero: verify each image's SHA-256 before loading it. */
+/* 0: no digest checks; 1: metadata digest (default); 2: also full image. */
 extern int cx_verify_digests;
 
 /* The list of loaded images (newest first), for the unwinder hooks. */
@@ -83,6 +86,12 @@ int cx_static_tls_seed(size_t off, const void *data, size_t n, char *err, size_t
 size_t cx_tls_register(const void *tmpl, size_t filesz, size_t memsz, size_t align);
 void cx_tls_unregister(size_t module);
 void *cx_tls_get_addr(void *ti);
+#if defined(__aarch64__)
+/* TLS descriptor resolvers (cxtls.c; called with x0 = the descriptor, return
+   the variable's offset from tpidr_el0, preserve every other register). */
+void cx_tlsdesc_static(void);  /* argument: the offset itself (static TLS) */
+void cx_tlsdesc_dynamic(void); /* argument: module << 48 | offset in its block */
+#endif
 
 /* Unwinder hooks exported to images in place of the libc ones. */
 int cx_dl_iterate_phdr(int (*cb)(void *info, size_t size, void *data), void *data);

@@ -40,7 +40,9 @@ static struct tls_module g_mods[CX_MAX_TLS_MODULES + 1];
 static size_t g_nmods; /* published with release ordering */
 static pthread_key_t g_key;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static __thread struct dtv *t_dtv;
+/* The calling thread's blocks.  Not static: the aarch64 TLS descriptor
+   resolver below reads it from assembly. */
+__attribute__((visibility("hidden"))) __thread struct dtv *cx_tls_dtv;
 
 struct cx_tls_reserve *cx_static_tls;
 
@@ -158,7 +160,7 @@ static void free_dtv(void *p) {
   struct dtv *d = p;
   for (size_t i = 0; i < d->n; i++) free(d->block[i]);
   free(d);
-  t_dtv = NULL;
+  cx_tls_dtv = NULL;
 }
 
 static void make_key(void) { pthread_key_create(&g_key, free_dtv); }
@@ -183,7 +185,7 @@ void cx_tls_unregister(size_t module) {
 
 static void *slow_path(size_t mod) {
   size_t n = __atomic_load_n(&g_nmods, __ATOMIC_ACQUIRE);
-  struct dtv *d = t_dtv;
+  struct dtv *d = cx_tls_dtv;
   if (mod == 0 || mod > n || !g_mods[mod].live) abort(); /* corrupt GOT: nothing sane to return */
   if (!d || d->n < n) {
     size_t old = d ? d->n : 0;
@@ -193,7 +195,7 @@ static void *slow_path(size_t mod) {
     nd->n = n;
     if (!d) pthread_setspecific(g_key, nd);
     else if (nd != d) pthread_setspecific(g_key, nd);
-    t_dtv = d = nd;
+    cx_tls_dtv = d = nd;
   }
   struct tls_module *m = &g_mods[mod];
   void *b = NULL;
@@ -206,10 +208,135 @@ static void *slow_path(size_t mod) {
 
 void *cx_tls_get_addr(void *arg) {
   const struct tls_index *ti = arg;
-  struct dtv *d = t_dtv;
+  struct dtv *d = cx_tls_dtv;
   size_t mod = (size_t)ti->module;
   void *b;
   if (__builtin_expect(d && mod - 1 < d->n && (b = d->block[mod - 1]) != NULL, 1))
     return (char *)b + ti->offset;
   return (char *)slow_path(mod) + ti->offset;
 }
+
+#if defined(__aarch64__)
+/* TLS descriptors (aarch64 -fPIC code, libstdc++): image code calls
+   desc->resolver with x0 = desc and adds the result to the thread pointer.
+   The resolver may change only x0 (and the flags): everything else,
+   including all of v0-v31, is preserved.  x18 and x28 are never touched
+   (cosmocc reserves them).
+
+   cx_tlsdesc_static: the argument is the offset itself (an image in the
+   static TLS reserve).  cx_tlsdesc_dynamic: the argument is module << 48 |
+   offset; the fast path reads this thread's block from cx_tls_dtv, the slow
+   path saves every caller-saved register and calls cx_tlsdesc_slow. */
+__attribute__((visibility("hidden"))) intptr_t cx_tlsdesc_slow(uint64_t arg);
+intptr_t cx_tlsdesc_slow(uint64_t arg) {
+  struct tls_index ti = {(unsigned long)(arg >> 48), (unsigned long)(arg & 0xffffffffffffull)};
+  return (char *)cx_tls_get_addr(&ti) - (char *)__builtin_thread_pointer();
+}
+
+#if defined(__linux__) && !defined(__COSMOPOLITAN__)
+#define CX_TLSDESC_FAST_PATH                                                        \
+  "  adrp x0, :tlsdesc:cx_tls_dtv\n"                                                \
+  "  ldr x2, [x0, #:tlsdesc_lo12:cx_tls_dtv]\n"                                     \
+  "  add x0, x0, #:tlsdesc_lo12:cx_tls_dtv\n"                                       \
+  "  .tlsdesccall cx_tls_dtv\n"                                                     \
+  "  blr x2\n"                      /* x0 = offset of cx_tls_dtv */                 \
+  "  mrs x4, tpidr_el0\n"                                                           \
+  "  ldr x2, [x4, x0]\n"            /* x2 = this thread's dtv */                    \
+  "  cbz x2, 1f\n"                                                                  \
+  "  lsr x3, x1, #48\n"                                                             \
+  "  sub x3, x3, #1\n"              /* module - 1 */                                \
+  "  ldr x0, [x2]\n"                /* dtv->n */                                    \
+  "  cmp x3, x0\n"                                                                  \
+  "  b.hs 1f\n"                                                                     \
+  "  add x2, x2, #8\n"                                                              \
+  "  ldr x2, [x2, x3, lsl #3]\n"    /* dtv->block[module - 1] */                    \
+  "  cbz x2, 1f\n"                                                                  \
+  "  and x1, x1, #0xffffffffffff\n"                                                 \
+  "  add x0, x2, x1\n"                                                              \
+  "  sub x0, x0, x4\n"                                                              \
+  "  b 2f\n"
+#else
+#define CX_TLSDESC_FAST_PATH ""
+#endif
+
+__asm__(
+    ".text\n"
+    ".balign 16\n"
+    ".globl cx_tlsdesc_static\n"
+    ".hidden cx_tlsdesc_static\n"
+    ".type cx_tlsdesc_static, %function\n"
+    "cx_tlsdesc_static:\n"
+    "  hint #34\n" /* bti c */
+    "  ldr x0, [x0, #8]\n"
+    "  ret\n"
+    ".size cx_tlsdesc_static, .-cx_tlsdesc_static\n"
+    ".balign 16\n"
+    ".globl cx_tlsdesc_dynamic\n"
+    ".hidden cx_tlsdesc_dynamic\n"
+    ".type cx_tlsdesc_dynamic, %function\n"
+    "cx_tlsdesc_dynamic:\n"
+    "  hint #34\n"
+    "  stp x29, x30, [sp, #-48]!\n"
+    "  mov x29, sp\n"
+    "  stp x1, x2, [sp, #16]\n"
+    "  stp x3, x4, [sp, #32]\n"
+    "  ldr x1, [x0, #8]\n"
+    CX_TLSDESC_FAST_PATH
+    "1:\n"
+    "  sub sp, sp, #624\n"
+    "  stp x5, x6, [sp, #0]\n"
+    "  stp x7, x8, [sp, #16]\n"
+    "  stp x9, x10, [sp, #32]\n"
+    "  stp x11, x12, [sp, #48]\n"
+    "  stp x13, x14, [sp, #64]\n"
+    "  stp x15, x16, [sp, #80]\n"
+    "  str x17, [sp, #96]\n"
+    "  stp q0, q1, [sp, #112]\n"
+    "  stp q2, q3, [sp, #144]\n"
+    "  stp q4, q5, [sp, #176]\n"
+    "  stp q6, q7, [sp, #208]\n"
+    "  stp q8, q9, [sp, #240]\n"
+    "  stp q10, q11, [sp, #272]\n"
+    "  stp q12, q13, [sp, #304]\n"
+    "  stp q14, q15, [sp, #336]\n"
+    "  stp q16, q17, [sp, #368]\n"
+    "  stp q18, q19, [sp, #400]\n"
+    "  stp q20, q21, [sp, #432]\n"
+    "  stp q22, q23, [sp, #464]\n"
+    "  stp q24, q25, [sp, #496]\n"
+    "  stp q26, q27, [sp, #528]\n"
+    "  stp q28, q29, [sp, #560]\n"
+    "  stp q30, q31, [sp, #592]\n"
+    "  mov x0, x1\n"
+    "  bl cx_tlsdesc_slow\n"
+    "  ldp q30, q31, [sp, #592]\n"
+    "  ldp q28, q29, [sp, #560]\n"
+    "  ldp q26, q27, [sp, #528]\n"
+    "  ldp q24, q25, [sp, #496]\n"
+    "  ldp q22, q23, [sp, #464]\n"
+    "  ldp q20, q21, [sp, #432]\n"
+    "  ldp q18, q19, [sp, #400]\n"
+    "  ldp q16, q17, [sp, #368]\n"
+    "  ldp q14, q15, [sp, #336]\n"
+    "  ldp q12, q13, [sp, #304]\n"
+    "  ldp q10, q11, [sp, #272]\n"
+    "  ldp q8, q9, [sp, #240]\n"
+    "  ldp q6, q7, [sp, #208]\n"
+    "  ldp q4, q5, [sp, #176]\n"
+    "  ldp q2, q3, [sp, #144]\n"
+    "  ldp q0, q1, [sp, #112]\n"
+    "  ldr x17, [sp, #96]\n"
+    "  ldp x15, x16, [sp, #80]\n"
+    "  ldp x13, x14, [sp, #64]\n"
+    "  ldp x11, x12, [sp, #48]\n"
+    "  ldp x9, x10, [sp, #32]\n"
+    "  ldp x7, x8, [sp, #16]\n"
+    "  ldp x5, x6, [sp, #0]\n"
+    "  add sp, sp, #624\n"
+    "2:\n"
+    "  ldp x3, x4, [sp, #32]\n"
+    "  ldp x1, x2, [sp, #16]\n"
+    "  ldp x29, x30, [sp], #48\n"
+    "  ret\n"
+    ".size cx_tlsdesc_dynamic, .-cx_tlsdesc_dynamic\n");
+#endif

@@ -11,8 +11,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cxclosure.h"
+#include "cxcodemem.h"
 #include "cxexports.h"
 #include "cxload.h"
+#include "cxpyclosure.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -36,20 +39,68 @@
 #endif
 
 /* Names the runtime itself provides, ahead of the generated table. */
-static const struct cx_export overrides[] = {
+/* The interpreter's unwinder (libgcc_s, or libgcc_eh in a static build).
+   Images do not link their own: a personality routine in one image must be
+   able to work on an unwind started in another. */
+#include <unwind.h>
+extern void __register_frame_info(const void *, void *);
+extern const void *_Unwind_Find_FDE(void *, void *);
+extern void *__deregister_frame_info(const void *);
+extern _Unwind_Reason_Code __gcc_personality_v0(int, _Unwind_Action, _Unwind_Exception_Class,
+                                                struct _Unwind_Exception *,
+                                                struct _Unwind_Context *);
+
+static void register_frames(const void *eh_frame) {
+  /* libgcc's struct object is six words today; the rest is slack. */
+  void *ob = calloc(1, 256);
+  if (ob) __register_frame_info(eh_frame, ob);
+}
+
+#define UNWIND(name) {0, #name, (const void *)name}
+static struct cx_export overrides[] = {
+    UNWIND(_Unwind_RaiseException),
+    UNWIND(_Unwind_Resume),
+    UNWIND(_Unwind_Resume_or_Rethrow),
+    UNWIND(_Unwind_DeleteException),
+    UNWIND(_Unwind_ForcedUnwind),
+    UNWIND(_Unwind_Backtrace),
+    UNWIND(_Unwind_GetGR),
+    UNWIND(_Unwind_SetGR),
+    UNWIND(_Unwind_GetIP),
+    UNWIND(_Unwind_GetIPInfo),
+    UNWIND(_Unwind_SetIP),
+    UNWIND(_Unwind_GetCFA),
+    UNWIND(_Unwind_GetLanguageSpecificData),
+    UNWIND(_Unwind_GetRegionStart),
+    UNWIND(_Unwind_GetDataRelBase),
+    UNWIND(_Unwind_GetTextRelBase),
+    UNWIND(_Unwind_FindEnclosingFunction),
+    UNWIND(_Unwind_Find_FDE),
+    UNWIND(__register_frame_info),
+    UNWIND(__deregister_frame_info),
+    UNWIND(__gcc_personality_v0),
     {0, "__tls_get_addr", (const void *)cx_tls_get_addr},
     {0, "_dl_find_object", (const void *)cx_dl_find_object},
     {0, "dl_iterate_phdr", (const void *)cx_dl_iterate_phdr},
+    {0, "cosmoext_closure_new", (const void *)cosmoext_closure_new},
+    {0, "cosmoext_closure_free", (const void *)cosmoext_closure_free},
+    {0, "cosmoext_closure_userdata", (const void *)cosmoext_closure_userdata},
 };
 
+static uint32_t override_hash[sizeof overrides / sizeof overrides[0]];
+
 static const void *resolve(const char *name, uint32_t hash) {
-  for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++)
-    if (strcmp(overrides[i].name, name) == 0) return overrides[i].addr;
+  /* The runtime's own few names first (hash compare, then the name). */
+  for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++) {
+    if (!override_hash[i]) override_hash[i] = cx_gnu_hash_str(overrides[i].name);
+    if (override_hash[i] == hash && strcmp(overrides[i].name, name) == 0)
+      return overrides[i].addr;
+  }
   const struct cx_export *e = cx_export_find(name, hash);
   return e ? e->addr : NULL;
 }
 
-static const struct cx_host host = {CX_TARGET, CX_PYTHON_ABI, resolve};
+static const struct cx_host host = {CX_TARGET, CX_PYTHON_ABI, resolve, register_frames};
 static struct cx_load_stats last_stats;
 static uint64_t last_init_ns;
 
@@ -233,10 +284,20 @@ static PyObject *images(PyObject *self, PyObject *noargs) {
 
 static PyObject *set_verify(PyObject *self, PyObject *arg) {
   (void)self;
-  int old = cx_verify_digests, v = PyObject_IsTrue(arg);
-  if (v < 0) return NULL;
-  cx_verify_digests = v;
-  return PyBool_FromLong(old);
+  int old = cx_verify_digests;
+  long v;
+  if (PyBool_Check(arg)) {
+    v = arg == Py_True ? 2 : 0; /* True: full image digests; False: none */
+  } else {
+    v = PyLong_AsLong(arg);
+    if (v == -1 && PyErr_Occurred()) return NULL;
+    if (v < 0 || v > 2) {
+      PyErr_SetString(PyExc_ValueError, "verify level is 0 (none), 1 (metadata) or 2 (full)");
+      return NULL;
+    }
+  }
+  cx_verify_digests = (int)v;
+  return PyLong_FromLong(old);
 }
 
 static PyObject *resolve_py(PyObject *self, PyObject *arg) {
@@ -248,6 +309,12 @@ static PyObject *resolve_py(PyObject *self, PyObject *arg) {
   return PyLong_FromVoidPtr((void *)a);
 }
 
+static PyObject *codemem(PyObject *self, PyObject *noargs) {
+  (void)self;
+  (void)noargs;
+  return PyUnicode_FromString(cx_codemem_name());
+}
+
 static PyMethodDef methods[] = {
     {"create_module", create_module, METH_O, "Load the image named by spec.origin; run PyInit."},
     {"exec_module", exec_module, METH_O, "Execute a multi-phase module (PEP 489)."},
@@ -255,8 +322,12 @@ static PyMethodDef methods[] = {
     {"counters", counters, METH_NOARGS, "Images loaded/failed and live mapped bytes."},
     {"load_stats", load_stats, METH_NOARGS, "Phase timings (ns) of the last load."},
     {"images", images, METH_NOARGS, "The loaded images."},
-    {"set_verify", set_verify, METH_O, "Verify SHA-256 digests at load (returns old value)."},
+    {"set_verify", set_verify, METH_O,
+     "Digest checks at load: 0 none, 1 metadata (default), 2 full; True=2, False=0. "
+     "Returns the old level."},
     {"resolve", resolve_py, METH_O, "Address the export table gives for a name, or None."},
+    {"closure_info", cx_closure_pool_info, METH_NOARGS, "The closure pool: capacity, use, place."},
+    {"codemem", codemem, METH_NOARGS, "How code is written here: mprotect, map-jit or windows."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -268,9 +339,11 @@ static struct PyModuleDef moddef = {
 
 PyMODINIT_FUNC PyInit__runtime(void) {
   const char *v = getenv("COSMOEXT_VERIFY");
-  cx_verify_digests = v && *v && strcmp(v, "0") != 0;
+  if (v && *v) cx_verify_digests = strcmp(v, "0") == 0 ? 0 : 2; /* COSMOEXT_VERIFY=1: full */
 #ifdef CX_STATIC_TLS_RESERVE
   cx_static_tls_init();
 #endif
-  return PyModule_Create(&moddef);
+  PyObject *m = PyModule_Create(&moddef);
+  if (m && cx_pyclosure_init(m) < 0) Py_CLEAR(m);
+  return m;
 }

@@ -1,0 +1,3 @@
+from . import get_cmake_dir
+
+print(get_cmake_dir())

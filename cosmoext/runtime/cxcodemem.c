@@ -1,0 +1,258 @@
+/* cxcodemem: image memory per platform (see cxcodemem.h for the design).
+
+   Builds three ways:
+   - ordinary POSIX (Linux, BSDs): <sys/mman.h>, kind chosen at compile time;
+   - Apple: the SDK's headers when present, else compat/cx_darwin.h, our own
+     declarations of the few functions and constants used (so the MAP_JIT path
+     compiles on a machine without the SDK: clang --target=arm64-apple-macos11);
+   - Cosmopolitan (__COSMOPOLITAN__): one binary for every OS, kind chosen at
+     run time with IsXnu()/IsWindows(). */
+#if !defined(__APPLE__)
+#define _GNU_SOURCE 1
+#endif
+#include "cxcodemem.h"
+
+#if defined(__APPLE__)
+#if defined(__has_include) && __has_include(<sys/mman.h>) && __has_include(<libkern/OSCacheControl.h>)
+#include <errno.h>
+#include <libkern/OSCacheControl.h> /* sys_icache_invalidate */
+#include <pthread.h>                /* pthread_jit_write_protect_np */
+#include <string.h>
+#include <sys/mman.h>
+#else
+#include "compat/cx_darwin.h" /* no SDK: our own declarations */
+#endif
+#else
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#endif
+
+#if defined(__COSMOPOLITAN__)
+#include <libc/dce.h> /* IsXnu(), IsWindows(): the host OS, known at run time */
+/* libc/runtime/runtime.h: pthread_jit_write_protect_np through the APE
+   loader's libSystem table on Apple silicon; no-ops elsewhere. */
+void __jit_begin(void);
+void __jit_end(void);
+#endif
+
+#ifndef MAP_ANONYMOUS
+#define MAP_ANONYMOUS MAP_ANON
+#endif
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+#ifndef MAP_JIT
+#define MAP_JIT 0x800 /* XNU's value; only used where IsXnu() */
+#endif
+
+#define GRANULE 65536u /* Windows allocation granularity = the format's alignment */
+
+/* ---- which kind ------------------------------------------------------------ */
+
+#if defined(__COSMOPOLITAN__)
+static int detect_kind(void) {
+#if defined(__aarch64__)
+  if (IsXnu()) return CX_CODEMEM_MAP_JIT;
+#endif
+  if (IsWindows()) return CX_CODEMEM_WINDOWS;
+  return CX_CODEMEM_MPROTECT;
+}
+#elif defined(__APPLE__) && defined(__aarch64__)
+static int detect_kind(void) {
+  /* Every Apple silicon macOS has it; the check keeps odd hosts working. */
+  return pthread_jit_write_protect_supported_np() ? CX_CODEMEM_MAP_JIT : CX_CODEMEM_MPROTECT;
+}
+#elif defined(_WIN32)
+#error "native Windows builds are not supported: build with cosmocc"
+#else
+static int detect_kind(void) { return CX_CODEMEM_MPROTECT; }
+#endif
+
+int cx_codemem_kind(void) {
+  static int kind; /* racy first call is harmless: every caller computes the same */
+  int k = __atomic_load_n(&kind, __ATOMIC_RELAXED);
+  if (!k) {
+    k = detect_kind();
+    __atomic_store_n(&kind, k, __ATOMIC_RELAXED);
+  }
+  return k;
+}
+
+const char *cx_codemem_name(void) {
+  switch (cx_codemem_kind()) {
+    case CX_CODEMEM_MAP_JIT: return "map-jit";
+    case CX_CODEMEM_WINDOWS: return "windows";
+    default: return "mprotect";
+  }
+}
+
+/* ---- the MAP_JIT write window and the instruction cache ---------------------- */
+
+static void jit_write_begin(void) {
+#if defined(__COSMOPOLITAN__)
+  __jit_begin();
+#elif defined(__APPLE__) && defined(__aarch64__)
+  pthread_jit_write_protect_np(0);
+#endif
+}
+
+static void jit_write_end(void) {
+#if defined(__COSMOPOLITAN__)
+  __jit_end();
+#elif defined(__APPLE__) && defined(__aarch64__)
+  pthread_jit_write_protect_np(1);
+#endif
+}
+
+static void sync_icache(uintptr_t at, size_t size) {
+#if defined(__APPLE__)
+  sys_icache_invalidate((void *)at, size);
+#elif defined(__aarch64__)
+  /* GCC and Clang call __clear_cache(), which Cosmopolitan's libc provides
+     (sys_icache_invalidate on XNU, dc cvau / ic ivau elsewhere). */
+  __builtin___clear_cache((char *)at, (char *)(at + size));
+#else
+  (void)at; /* x86_64: instruction fetch is coherent with stores */
+  (void)size;
+#endif
+}
+
+static int to_prot(unsigned p) {
+  return ((p & CX_MEM_R) ? PROT_READ : 0) | ((p & CX_MEM_W) ? PROT_WRITE : 0) |
+         ((p & CX_MEM_X) ? PROT_EXEC : 0);
+}
+
+/* ---- reserve ------------------------------------------------------------------ */
+
+static void *reserve_plain(uintptr_t want, size_t size) {
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+#ifdef MAP_FIXED_NOREPLACE
+  if (want) flags |= MAP_FIXED_NOREPLACE;
+#endif
+  void *p = mmap((void *)want, size, PROT_NONE, flags, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  if (want && (uintptr_t)p != want) { /* kernel treated the hint as a hint */
+    munmap(p, size);
+    return NULL;
+  }
+  return p;
+}
+
+/* MAP_JIT cannot be MAP_FIXED: the whole reservation is created as one JIT
+   mapping (the address is a hint, checked), then every byte outside the code
+   ranges is replaced by an ordinary inaccessible mapping. */
+static void *reserve_jit(uintptr_t want, size_t size, const struct cx_code_range *code,
+                         unsigned ncode) {
+  void *p = mmap((void *)want, size, PROT_READ | PROT_WRITE | PROT_EXEC,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_JIT, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  uintptr_t base = (uintptr_t)p;
+  if (want && base != want) {
+    munmap(p, size);
+    return NULL;
+  }
+  size_t cur = 0;
+  for (unsigned i = 0; i <= ncode; i++) {
+    size_t start = i < ncode ? code[i].off : size;
+    if (start > size || start < cur) { /* ranges must be sorted, disjoint, inside */
+      munmap(p, size);
+      errno = EINVAL;
+      return NULL;
+    }
+    if (start > cur &&
+        mmap((void *)(base + cur), start - cur, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) {
+      munmap(p, size);
+      return NULL;
+    }
+    if (i < ncode) cur = code[i].off + code[i].size;
+  }
+  return p;
+}
+
+void *cx_codemem_reserve(uintptr_t want, size_t size, const struct cx_code_range *code,
+                         unsigned ncode) {
+  if (cx_codemem_kind() == CX_CODEMEM_MAP_JIT && ncode) return reserve_jit(want, size, code, ncode);
+  return reserve_plain(want, size);
+}
+
+/* ---- map one segment ---------------------------------------------------------- */
+
+/* POSIX: a private file mapping for the file part (the bytes after the data
+   in its last page are zeroed if the page is writable), anonymous memory for
+   the rest.  Read-only segments, and code that needs no writing, are mapped
+   with their final protection straight away. */
+static int map_file(uintptr_t at, size_t size, int fd, uint64_t off, size_t filesz, unsigned final,
+                    int writable, size_t page) {
+  int prot = writable ? PROT_READ | PROT_WRITE : to_prot(final);
+  size_t fpart = (filesz + page - 1) & ~(page - 1);
+  if (fpart) {
+    void *p = mmap((void *)at, fpart, prot, MAP_PRIVATE | MAP_FIXED, fd, (off_t)off);
+    if (p == MAP_FAILED) return -1;
+    if (writable && filesz % page) /* bytes after its data in the last page */
+      memset((void *)(at + filesz), 0, fpart - filesz);
+  }
+  if (size > fpart) {
+    void *p = mmap((void *)(at + fpart), size - fpart, prot,
+                   MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return -1;
+  }
+  return 0;
+}
+
+/* MAP_JIT: the code range is already JIT memory (reserve_jit); copy the
+   bytes in inside this thread's write window.  The rest is still zero. */
+static int map_jit_code(uintptr_t at, size_t size, const void *bytes, size_t filesz,
+                        int writable) {
+  jit_write_begin();
+  memcpy((void *)at, bytes, filesz);
+  if (!writable) {
+    jit_write_end();
+    sync_icache(at, size);
+  }
+  return 0;
+}
+
+/* Windows: anonymous, granule-sized, copied; then VirtualProtect()ed. */
+static int map_copy(uintptr_t at, size_t size, const void *bytes, size_t filesz, unsigned final,
+                    int writable) {
+  size_t len = (size + GRANULE - 1) & ~(size_t)(GRANULE - 1);
+  void *p = mmap((void *)at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
+                 -1, 0);
+  if (p == MAP_FAILED) return -1;
+  memcpy(p, bytes, filesz);
+  if (!writable) return cx_codemem_protect(at, size, final);
+  return 0;
+}
+
+int cx_codemem_map(uintptr_t at, size_t size, int fd, uint64_t off, size_t filesz,
+                   const void *bytes, unsigned final, int writable, size_t page) {
+  switch (cx_codemem_kind()) {
+    case CX_CODEMEM_MAP_JIT:
+      if (final & CX_MEM_X) return map_jit_code(at, size, bytes, filesz, writable);
+      return map_file(at, size, fd, off, filesz, final, writable, page);
+    case CX_CODEMEM_WINDOWS:
+      return map_copy(at, size, bytes, filesz, final, writable);
+    default:
+      return map_file(at, size, fd, off, filesz, final, writable, page);
+  }
+}
+
+/* ---- final protection ------------------------------------------------------------ */
+
+int cx_codemem_protect(uintptr_t at, size_t size, unsigned final) {
+  if ((final & CX_MEM_X) && cx_codemem_kind() == CX_CODEMEM_MAP_JIT) {
+    /* Already executable for every thread outside a write window. */
+    jit_write_end();
+    sync_icache(at, size);
+    return 0;
+  }
+  if (mprotect((void *)at, size, to_prot(final)) != 0) return -1;
+  if (final & CX_MEM_X) sync_icache(at, size);
+  return 0;
+}
+
+void cx_codemem_abort(void) {
+  if (cx_codemem_kind() == CX_CODEMEM_MAP_JIT) jit_write_end();
+}
