@@ -183,3 +183,21 @@ def test_cosmoext_wheel_cython_project(tmp_path: Path) -> None:
     proc = _py("from cyx import fib; print(fib.fib(50), fib.__file__.endswith('.cosmoext'))",
                tmp_path / "site")
     assert proc.stdout.strip() == "12586269025 True", proc.stderr
+
+
+def test_cosmoext_itself_installs_editable(tmp_path: Path) -> None:
+    """`pip install -e .` of cosmoext gives a working command, -m entry and loader."""
+    env_dir = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)],
+                   check=True)
+    py, exe = str(env_dir / "bin" / "python"), str(env_dir / "bin" / "cosmoext")
+    proc = subprocess.run([py, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps",
+                           "-e", str(ROOT)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip() \
+        == "cosmoext 0.1.0"
+    out = subprocess.run(
+        [py, "-c", "import cosmoext, cosmoext._runtime as r, sys;"
+         "print(cosmoext.__file__); print(r.info()['mode'])"],
+        capture_output=True, text=True, cwd="/").stdout.split()
+    assert out == [str(ROOT / "cosmoext" / "__init__.py"), "extension"]
