@@ -154,21 +154,47 @@ def _cosmoext_name(filename: str) -> str:
     return filename if filename.endswith(SUFFIX) else filename + SUFFIX
 
 
-def activate(settings: Settings) -> None:
-    """Patch setuptools' build_ext in this process (idempotent)."""
+def _build_ext_classes() -> list[Any]:
+    """setuptools' build_ext and the distutils base class it (and some
+    projects' own build_ext subclasses, e.g. simplejson's) derive from."""
     from setuptools.command.build_ext import build_ext
 
-    if getattr(build_ext, "_cosmoext_active", False):
-        build_ext._cosmoext_settings = settings
-        return
+    classes = [build_ext]
+    try:
+        import distutils.command.build_ext as dbe  # setuptools' copy under _distutils_hack
+
+        classes.append(dbe.build_ext)
+    except ImportError:
+        pass
+    for base in build_ext.__mro__[1:]:
+        if base.__name__ == "build_ext" and base not in classes:
+            classes.append(base)
+    return classes
+
+
+def activate(settings: Settings) -> None:
+    """Patch build_ext in this process (idempotent)."""
+    global _settings
+    _settings = settings
     os.environ["SETUPTOOLS_EXT_SUFFIX"] = SUFFIX
-    orig_build_extension = build_ext.build_extension
-    orig_get_ext_filename = build_ext.get_ext_filename
+    for cls in _build_ext_classes():
+        if "_cosmoext_active" in cls.__dict__:
+            continue
+        _wrap(cls)
+
+
+_settings: Settings | None = None
+
+
+def _wrap(cls: Any) -> None:
+    orig_build_extension = cls.build_extension
+    orig_get_ext_filename = cls.get_ext_filename
 
     def build_extension(self: Any, ext: Any) -> None:
         c = self.compiler
         if not getattr(c, "_cosmoext_hooked", False):
-            hooks = _Hooks(c, build_ext._cosmoext_settings)
+            assert _settings is not None
+            hooks = _Hooks(c, _settings)
             c.compile = hooks.compile
             c.link_shared_object = hooks.link_shared_object
             c._cosmoext_hooked = True
@@ -180,7 +206,6 @@ def activate(settings: Settings) -> None:
     def get_ext_filename(self: Any, fullname: str) -> str:
         return _cosmoext_name(orig_get_ext_filename(self, fullname))
 
-    build_ext.build_extension = build_extension
-    build_ext.get_ext_filename = get_ext_filename
-    build_ext._cosmoext_settings = settings
-    build_ext._cosmoext_active = True
+    cls.build_extension = build_extension
+    cls.get_ext_filename = get_ext_filename
+    cls._cosmoext_active = True
