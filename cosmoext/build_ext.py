@@ -114,8 +114,7 @@ def build(s: BuildSettings) -> str:
             with ThreadPoolExecutor(max_workers=s.jobs or os.cpu_count() or 1) as pool:
                 list(pool.map(lambda c: _compile(c, s.verbose), cmds))
             inputs = objs + list(s.extra_objects)
-            if has_cxx:
-                inputs += tc.runtime_archives()
+            inputs += tc.runtime_archives(cxx=has_cxx)
             _progress(s, f"[{len(cmds) + 1}/{len(cmds) + 1}] link {s.name} ({arch})")
             images.append(linker.link(inputs, name=s.name, arch=arch, target=target,
                                       python_abi=abi, pic=pic, ld=tc.ld, verbose=s.verbose))

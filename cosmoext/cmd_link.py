@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 
 from . import format as fmt
 from . import linker
+from .errors import CosmoextError
 from .toolchain import TOOLCHAINS, get_toolchain, host_arch, host_python_abi, host_target
 
 
@@ -48,6 +50,11 @@ def run(args: argparse.Namespace) -> int:
             target = target or ("cosmo" if tc.name == "cosmocc" else None)
         if args.cxx:
             inputs += tc.runtime_archives()
+    else:
+        # Compiler helpers (__popcountdi2, __divti3, ...) for C objects too,
+        # when this machine has the toolchain's libgcc.a; pulled only if used.
+        with contextlib.suppress(CosmoextError):
+            inputs += get_toolchain("gnu", arch).runtime_archives(cxx=False)
     img = linker.link(inputs, name=args.name, arch=arch, target=target or host_target(),
                       python_abi=args.python_abi or host_python_abi(), pic=False,
                       ld=ld, verbose=args.verbose)

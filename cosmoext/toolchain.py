@@ -79,17 +79,20 @@ class Toolchain:
             f += ["-ffixed-x18", "-ffixed-x28"]
         return f
 
-    def runtime_archives(self) -> list[str]:
-        """libstdc++.a and libgcc.a for linking C++ into an image.
+    def runtime_archives(self, cxx: bool = True) -> list[str]:
+        """Static runtime archives linked into an image.
 
-        Not libgcc_eh.a: all images share the interpreter's unwinder (imported
-        through the export table, images' .eh_frame registered with it), because
-        a personality routine in one image must work on an unwind started in
+        Always libgcc.a (compiler helpers such as __popcountdi2 or __divti3,
+        which C code needs too); libstdc++.a for C++.  Never libgcc_eh.a: all
+        images share the interpreter's unwinder (imported through the export
+        table, each image's .eh_frame registered with it), because a
+        personality routine in one image must work on an unwind started in
         another, and libgcc's unwinder keeps per-copy state."""
         out = []
-        for name in ("libstdc++.a", "libgcc.a"):
+        for name in (("libstdc++.a",) if cxx else ()) + ("libgcc.a",):
             try:
-                p = subprocess.run([self.cxx, *self.target_flags, f"-print-file-name={name}"],
+                p = subprocess.run([self.cxx if cxx else self.cc, *self.target_flags,
+                                    f"-print-file-name={name}"],
                                    capture_output=True, text=True, check=True).stdout.strip()
             except (OSError, subprocess.CalledProcessError) as e:
                 raise ToolchainError(f"{self.cxx}: cannot locate {name}: {e}") from e

@@ -131,8 +131,7 @@ class _Hooks:
         for arch in self.s.arch:
             tc = get_toolchain(self.s.toolchain, arch)
             inputs = [self._arch_obj(o, arch) for o in objects] + archives
-            if cxx:
-                inputs += tc.runtime_archives()
+            inputs += tc.runtime_archives(cxx=cxx)
             _say(self.s, f"link {name} ({arch})")
             images.append(linker.link(inputs, name=name, arch=arch, target=self.target,
                                       python_abi=host_python_abi(), pic=self.pic, ld=tc.ld,
