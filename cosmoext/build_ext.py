@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sysconfig
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +10,8 @@ from dataclasses import dataclass, field
 
 from . import format as fmt
 from . import linker
-from .errors import CosmoextError, ToolchainError
+from ._proc import run_tool
+from .errors import CosmoextError
 from .toolchain import (
     ASM_SUFFIXES,
     C_SUFFIXES,
@@ -62,17 +62,7 @@ def python_include_dirs(arch: str) -> list[str]:
 
 
 def _compile(cmd: list[str], verbose: bool) -> None:
-    if verbose:
-        print("+ " + " ".join(cmd), flush=True)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-    except FileNotFoundError as e:
-        raise ToolchainError(f"{cmd[0]}: not found") from e
-    if proc.returncode:
-        raise CosmoextError(f"compiler failed (exit {proc.returncode}): {' '.join(cmd)}\n"
-                            + proc.stderr.rstrip())
-    if proc.stderr and verbose:
-        print(proc.stderr.rstrip(), flush=True)
+    run_tool(cmd, "compiler", verbose)
 
 
 def _progress(s: BuildSettings, line: str) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ._proc import run_tool
 from .errors import CosmoextError, ToolchainError
 from .toolchain import get_toolchain, host_arch
 
@@ -108,17 +109,7 @@ def _module_libs(config_c: str, makefile: str | None) -> list[str]:
 
 
 def _run(cmd: list[str], verbose: bool, what: str) -> None:
-    if verbose:
-        print("+ " + " ".join(cmd), flush=True)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-    except FileNotFoundError as e:
-        raise ToolchainError(f"{cmd[0]}: not found") from e
-    if proc.returncode:
-        raise CosmoextError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n"
-                            + (proc.stderr or proc.stdout).rstrip())
-    if verbose and proc.stderr:
-        print(proc.stderr.rstrip(), flush=True)
+    run_tool(cmd, what, verbose)
 
 
 def _package_zip(dest: str) -> bytes:

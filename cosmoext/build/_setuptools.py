@@ -11,11 +11,11 @@ toolchain and linker instead, and extension file names end in ``.cosmoext``.
 from __future__ import annotations
 
 import os
-import subprocess
 from typing import Any
 
 from .. import format as fmt
 from .. import linker
+from .._proc import run_tool
 from ..build_ext import python_include_dirs
 from ..errors import CosmoextError
 from ..settings import Settings
@@ -34,15 +34,7 @@ def _say(settings: Settings, line: str) -> None:
 
 
 def _run(cmd: list[str], settings: Settings) -> None:
-    if settings.verbose:
-        print("+ " + " ".join(cmd), flush=True)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-    except FileNotFoundError as e:
-        raise CosmoextError(f"{cmd[0]}: not found") from e
-    if proc.returncode:
-        raise CosmoextError(f"command failed (exit {proc.returncode}): {' '.join(cmd)}\n"
-                            + (proc.stdout + proc.stderr).rstrip())
+    run_tool(cmd, "command", settings.verbose)
 
 
 def _find_static(lib: str, dirs: list[str]) -> str | None:
