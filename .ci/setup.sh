@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PKGS=(gcc g++ binutils make cmake ninja-build libseccomp2 libc6-dev libstdc++-12-dev
-          libpython3.11-dev libexpat1-dev zlib1g-dev strace)
+          libpython3.11-dev libexpat1-dev zlib1g-dev strace clang lld)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -62,7 +62,8 @@ def main() -> int:
             "embed": exe, "embed_version": version, "machine_python": args.python,
             "machine_version": subprocess.run(
                 [args.python, "-c", "import sys; print(sys.version.split()[0])"],
-                capture_output=True, text=True, check=True).stdout.strip(), "size_bytes": os.path.getsize(exe),
+                capture_output=True, text=True, check=True).stdout.strip(),
+            "size_bytes": os.path.getsize(exe),
             "startup": rows, "lacking_c_modules": lacking,
             "machine_python_shared": bool(sysconfig.get_config_var("Py_ENABLE_SHARED")),
         }

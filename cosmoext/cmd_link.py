@@ -41,8 +41,13 @@ def run(args: argparse.Namespace) -> int:
     arch = args.arch or host_arch()
     inputs = list(args.inputs)
     ld, target = args.ld, args.target
-    if args.toolchain or args.cxx:
+    try:
         tc = get_toolchain(args.toolchain or "gnu", arch)
+    except CosmoextError:
+        if args.toolchain or args.cxx:
+            raise
+        tc = None  # e.g. an architecture without a gnu toolchain: no runtime archives
+    if tc is not None:
         if args.cxx_compiler:
             tc = dataclasses.replace(tc, cxx=args.cxx_compiler)
         if args.toolchain:
@@ -50,11 +55,11 @@ def run(args: argparse.Namespace) -> int:
             target = target or ("cosmo" if tc.name == "cosmocc" else None)
         if args.cxx:
             inputs += tc.runtime_archives()
-    else:
-        # Compiler helpers (__popcountdi2, __divti3, ...) for C objects too,
-        # when this machine has the toolchain's libgcc.a; pulled only if used.
-        with contextlib.suppress(CosmoextError):
-            inputs += get_toolchain("gnu", arch).runtime_archives(cxx=False)
+        else:
+            # Compiler helpers (__popcountdi2, __divti3, ...) for C objects too,
+            # when this machine has the toolchain's libgcc.a; pulled only if used.
+            with contextlib.suppress(CosmoextError):
+                inputs += tc.runtime_archives(cxx=False)
     img = linker.link(inputs, name=args.name, arch=arch, target=target or host_target(),
                       python_abi=args.python_abi or host_python_abi(), pic=False,
                       ld=ld, verbose=args.verbose)
