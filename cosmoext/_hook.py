@@ -24,6 +24,18 @@ SUFFIX = ".cosmoext"
 _installed = False
 
 
+_runtime_mod = None
+
+
+def _rt():  # -> cosmoext._runtime, imported on first use and kept
+    global _runtime_mod
+    if _runtime_mod is None:
+        from . import _runtime
+
+        _runtime_mod = _runtime
+    return _runtime_mod
+
+
 class CosmoextLoader(_LoaderBase):
     """Loads ``NAME.cosmoext`` through ``cosmoext._runtime`` (no dlopen).
 
@@ -35,14 +47,10 @@ class CosmoextLoader(_LoaderBase):
         self.path = path
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        from . import _runtime
-
-        return _runtime.create_module(spec)
+        return _rt().create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        from . import _runtime
-
-        _runtime.exec_module(module)
+        _rt().exec_module(module)
 
     def is_package(self, fullname: str) -> bool:
         return False
