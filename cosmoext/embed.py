@@ -177,6 +177,9 @@ def embed(s: EmbedSettings) -> str:
                "--libc-list", str(libc_list)]
         for lib in libc_libs:
             cmd += ["--libc-lib", lib]
+        cross_nm = f"{TRIPLETS[arch]}-nm"  # plain nm reads other machines' ELF too
+        if arch != host_arch() and shutil.which(cross_nm):
+            cmd += ["--nm", cross_nm]
         _run(cmd, s.verbose, "export table generation")
         defs = ["-DCX_EMBEDDED=1", f"-DCX_STATIC_TLS_RESERVE={s.tls_reserve}"]
         builtins = builtin_modules(config_c)

@@ -254,7 +254,7 @@ def link_object(obj: elf.ElfObject, backend: Backend, *, name: str, target: str,
                 L.plt[idx] = va
                 va += backend.plt_entry_size
             filesz = va - start
-        place_veneers = getattr(backend, "place_veneers", None)  # short-branch targets
+        place_veneers = getattr(backend, "place_veneers", None)  # aarch64: far-call veneers
         if kind == fmt.SEG_TEXT and place_veneers is not None:
             va = place_veneers(link, relocs, va)
             filesz = va - start

@@ -1,11 +1,12 @@
 """AArch64 relocations (AAELF64 names), resolved at build time or turned into fixups.
 
 S: symbol, A: addend, P: place, G: GOT slot, GOT: GOT base, Page(x) = x & ~0xfff.
-The image base is 64 KiB aligned, so page offsets and low 12 bits of image
-addresses are fixed at build time: every internal reference is resolved
-here.  References to host symbols become fixups: through the GOT (``abs64``)
-where the code allows it (PIC code, calls via PLT stubs), else instruction
-fields patched at load time (``a64-*`` kinds: non-PIC ADRP+ADD/LDR, MOVW).
+The image base is page aligned (at least 4 KiB; the format asks for 64 KiB),
+so page offsets and the low 12 bits of image addresses are fixed at build
+time: every internal reference is resolved here.  References to host
+symbols become fixups: through the GOT (``abs64``) where the code allows it
+(PIC code, calls via PLT stubs), else instruction fields patched at load time
+(``a64-*`` kinds: non-PIC ADRP+ADD/LDR, MOVW).
 Local-exec TLS becomes ``a64-*`` fixups against the image's static TLS block
 (``SYM_TP``), initial-exec a TPOFF GOT slot, TLS descriptors a 16-byte
 ``a64-tlsdesc`` GOT pair that the loader points at its own resolver.
@@ -13,8 +14,10 @@ Local-exec TLS becomes ``a64-*`` fixups against the image's static TLS block
 Calls (CALL26/JUMP26) reach +-128 MiB: imports go through PLT stubs
 ``adrp x16, G; ldr x17, [x16, :lo12:G]; br x17`` after the code, internal
 targets out of reach through veneers ``adrp x16, S; add x16, x16, :lo12:S;
-br x16`` in the same area.  Generated code never touches x18 or x28
-(cosmocc reserves both).
+br x16`` in the same area.  ``ld -r`` has merged all code into one section,
+so no stub can sit in the middle of it: a call that needs a stub must come
+from the last 128 MiB of the code (a build error names it otherwise).
+Generated code never touches x18 or x28 (cosmocc reserves both).
 """
 
 from __future__ import annotations
@@ -220,7 +223,8 @@ class _Place:
         if v & 3:
             raise self.fail(f"{what} offset {v:#x} is not a multiple of 4")
         if not -lim <= v < lim:
-            raise self.fail(f"{what} offset {v:#x} out of the +-{lim >> 10} KiB reach")
+            reach = f"{lim >> 20} MiB" if lim >= 1 << 20 else f"{lim >> 10} KiB"
+            raise self.fail(f"{what} offset {v:#x} out of the +-{reach} reach")
         if bits == 26:
             self.insn(0x3FFFFFF, v >> 2)
         elif bits == 19:
@@ -477,6 +481,8 @@ class AArch64:
             raise p.fail(f"reference to thread-local {tgt.name} without a TLS relocation")
         imp = tgt.kind == "imp"
         S = tgt.value  # vaddr (int), import index (imp) or value (abs)
+        if tgt.kind == "abs" and S >= 1 << 63:
+            S -= 1 << 64  # st_value of a negative absolute symbol
 
         # -- calls and branches
         if t in CALLS or t in SHORT_BRANCHES:
@@ -489,6 +495,9 @@ class AArch64:
             else:
                 dest = S + A
                 if t in CALLS and not -self.branch_range <= dest - P < self.branch_range:
+                    if dest not in self.veneers:  # not code: no veneer was planned
+                        raise p.fail(f"call to {tgt.name or 'a local target'} at {dest:#x}, "
+                                     "which is out of reach and not code")
                     dest = self.veneers[dest]
                     p.branch(dest - P, bits, f"veneer for {tgt.name or 'a local target'} "
                                              "(code larger than 128 MiB?)")

@@ -11,6 +11,7 @@ toolchain and linker instead, and extension file names end in ``.cosmoext``.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from .. import format as fmt
@@ -45,6 +46,26 @@ def _find_static(lib: str, dirs: list[str]) -> str | None:
     return None
 
 
+# Flags of the interpreter's (and the user's) CFLAGS that decide what code is
+# generated, kept from the compiler command setuptools would have used.
+_CODEGEN_FLAG = re.compile(r"-O[0-3sgz]?|-Ofast|-D\S+|-U\S+|-fwrapv|-fno-strict-aliasing")
+
+
+def python_cflags(compiler: Any) -> list[str]:
+    """The optimisation and semantics flags a native build of this extension gets.
+
+    setuptools compiles with ``compiler.compiler_so``: the interpreter's
+    sysconfig CFLAGS (a release CPython: ``-DNDEBUG -g -fwrapv -O3 -Wall``,
+    or ``-O2`` on Debian) plus the user's CFLAGS/CPPFLAGS.  A port must
+    generate the same code: ``-DNDEBUG`` turns the sources' ``assert()``s off,
+    ``-fwrapv`` gives signed overflow the semantics CPython code is written
+    for, ``-O`` sets the optimisation level.  Dropped: ``-g`` (images carry no
+    debug info), ``-fPIC`` (cosmoext decides), warnings, and target-specific
+    flags (``-m*``), which need not fit the image's architecture."""
+    words = list(getattr(compiler, "compiler_so", None) or [])[1:]
+    return [w for w in words if _CODEGEN_FLAG.fullmatch(w)]
+
+
 class _Hooks:
     """Replacement compile/link for one distutils compiler object."""
 
@@ -54,6 +75,7 @@ class _Hooks:
         self.target = settings.effective_target()
         self.pic = settings.pic if settings.pic is not None else self.target != "cosmo"
         self.cxx_objects: set[str] = set()
+        self.python_flags = python_cflags(compiler)
 
     def _arch_obj(self, obj: str, arch: str) -> str:
         return obj if arch == self.s.arch[0] else f"{obj}.{arch}.o"
@@ -84,7 +106,8 @@ class _Hooks:
                 if cxx:
                     self.cxx_objects.add(obj)
                 _say(self.s, f"compile {src} ({arch})")
-                _run([tc.cxx if cxx else tc.cc, "-c", *tc.flags(self.pic), *defs,
+                _run([tc.cxx if cxx else tc.cc, "-c", *tc.flags(self.pic), *self.python_flags,
+                      *defs,
                       *[f"-I{d}" for d in arch_incs], *(extra_preargs or []), src, "-o", out,
                       *(extra_postargs or [])], self.s)
         return list(objects)

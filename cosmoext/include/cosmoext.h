@@ -6,7 +6,9 @@
    user-data argument.  They come from a fixed pool of identical precompiled
    stubs in the runtime's own read-only text; creating one only writes two
    pointers into a static read-write table, so no page is ever made
-   writable and executable (this holds under macOS ARM64's W^X too).
+   writable and executable: what strict W^X (macOS ARM64, a seccomp filter)
+   requires.  (Run on Linux x86_64, and aarch64 under qemu; compiled, not
+   run, for macOS.)
 
    Calling convention.  A closure forwards every argument register and every
    stack argument unchanged and tail-jumps to the handler, so the handler is
@@ -19,15 +21,17 @@
          struct ctx *ctx = cosmoext_closure_userdata();   // read it first
          ...
        }
-       int (*cmp)(const void *, const void *) = cosmoext_closure_new(compare, &ctx);
+       int (*cmp)(const void *, const void *) =
+           (int (*)(const void *, const void *))cosmoext_closure_new((void *)compare, &ctx);
        qsort(items, n, size, cmp);
-       cosmoext_closure_free(cmp);
+       cosmoext_closure_free((void *)cmp);
 
    cosmoext_closure_userdata() returns the user data of the closure most
    recently entered on the calling thread: read it at the top of the handler,
-   before the handler calls any other closure.  The closure's stub uses
-   r11 (x86_64) or x16/x17 (aarch64) as scratch, so a handler cannot receive
-   a static chain in them; no other register is changed.
+   before the handler calls any other closure.  Every argument register
+   reaches the handler unchanged; registers that carry no arguments in the C
+   ABI may not (x86_64: r10, r11, xmm8-15; aarch64: x9-x17), so a handler
+   cannot receive a static chain.  x18 and x28 are never touched.
 
    Limits.  The pool holds COSMOEXT_CLOSURE_POOL closures at once (16384 in
    the standard runtime; freed closures are reused).  cosmoext_closure_new

@@ -46,10 +46,12 @@
    Cosmopolitan build (__COSMOPOLITAN__), whose one binary runs on every OS:
    IsXnu() on aarch64 -> MAP_JIT, IsWindows() -> WINDOWS, else MPROTECT.
 
-   What ran where: MPROTECT on Linux x86_64 (the whole test suite, under a
-   seccomp filter that kills any W+X request).  MAP_JIT: compiled with
-   clang --target=arm64-apple-macos11, not run.  WINDOWS and the Cosmopolitan
-   run-time selection: not compiled here (no cosmocc). */
+   What ran where: MPROTECT on Linux x86_64 (the whole test suite, also under
+   a seccomp filter that kills any W+X request) and on Linux aarch64 under
+   qemu-user.  MAP_JIT: compiled with clang --target=arm64-apple-macos11
+   (tests/test_macos_compile.py), not run.  WINDOWS and the Cosmopolitan
+   run-time selection: not compiled here (no cosmocc); what they rely on was
+   read from Cosmopolitan's libc/intrin/mmap.c and mprotect.c. */
 #ifndef CXCODEMEM_H
 #define CXCODEMEM_H
 #include <stddef.h>

@@ -92,23 +92,37 @@ static int find_template(struct dl_phdr_info *info, size_t size, void *data) {
   return 1; /* the executable is reported first */
 }
 
-void cx_static_tls_init(void) {
-  if (cx_static_tls) return;
-  g_reserve.tpoff = (intptr_t)((char *)cx_tls_reserve_area - thread_pointer());
-  g_reserve.size = sizeof cx_tls_reserve_area;
-  g_reserve.used = CX_RESERVE_SKIP;
-  dl_iterate_phdr(find_template, NULL);
-  cx_static_tls = &g_reserve;
-}
+/* Threads of this process besides the caller, as /proc/self/task lists
+   them, minus those that already ran when the runtime started: under
+   qemu-user, /proc/self/task is the host's view and includes qemu's own
+   threads, which have no guest TLS.  (A static interpreter starts no thread
+   of its own before main.) */
+static long g_threads_at_start;
 
-static long other_threads(void) {
+static long count_threads(void) {
   DIR *d = opendir("/proc/self/task");
   long n = 0;
   if (!d) return -1;
   for (struct dirent *e; (e = readdir(d)) != NULL;)
     if (e->d_name[0] != '.') n++;
   closedir(d);
-  return n - 1;
+  return n;
+}
+
+static long other_threads(void) {
+  long n = count_threads();
+  return n < 0 ? -1 : n - 1 > g_threads_at_start ? n - 1 - g_threads_at_start : 0;
+}
+
+void cx_static_tls_init(void) {
+  if (cx_static_tls) return;
+  g_reserve.tpoff = (intptr_t)((char *)cx_tls_reserve_area - thread_pointer());
+  g_reserve.size = sizeof cx_tls_reserve_area;
+  g_reserve.used = CX_RESERVE_SKIP;
+  long n = count_threads();
+  g_threads_at_start = n > 1 ? n - 1 : 0;
+  dl_iterate_phdr(find_template, NULL);
+  cx_static_tls = &g_reserve;
 }
 
 int cx_static_tls_can_seed(char *err, size_t errlen) {

@@ -39,6 +39,10 @@
 #endif
 
 /* Names the runtime itself provides, ahead of the generated table. */
+static void *cx_dlopen(const char *file, int mode);
+static void *cx_dlsym(void *handle, const char *name);
+static int cx_dlclose(void *handle);
+static char *cx_dlerror(void);
 /* The interpreter's unwinder (libgcc_s, or libgcc_eh in a static build).
    Images do not link their own: a personality routine in one image must be
    able to work on an unwind started in another. */
@@ -82,6 +86,10 @@ static struct cx_export overrides[] = {
     {0, "__tls_get_addr", (const void *)cx_tls_get_addr},
     {0, "_dl_find_object", (const void *)cx_dl_find_object},
     {0, "dl_iterate_phdr", (const void *)cx_dl_iterate_phdr},
+    {0, "dlopen", (const void *)cx_dlopen},
+    {0, "dlsym", (const void *)cx_dlsym},
+    {0, "dlclose", (const void *)cx_dlclose},
+    {0, "dlerror", (const void *)cx_dlerror},
     {0, "cosmoext_closure_new", (const void *)cosmoext_closure_new},
     {0, "cosmoext_closure_free", (const void *)cosmoext_closure_free},
     {0, "cosmoext_closure_userdata", (const void *)cosmoext_closure_userdata},
@@ -98,6 +106,51 @@ static const void *resolve(const char *name, uint32_t hash) {
   }
   const struct cx_export *e = cx_export_find(name, hash);
   return e ? e->addr : NULL;
+}
+
+/* dlopen & co. for images.  Images never reach the system dynamic loader;
+   they see what a program linked statically against the export table would:
+   dlopen(NULL) is the interpreter (its export table), opening any file
+   fails with a dlerror() message, and dlsym() looks names up in the export
+   table.  Extensions that probe for optional functions this way (psutil's
+   dlopen("libc.so.6") + dlsym("mallinfo2")) take their fallback path. */
+static char cx_host_handle;
+static _Thread_local const char *cx_dl_err;
+static _Thread_local char cx_dl_buf[320];
+
+static void *cx_dlopen(const char *file, int mode) {
+  (void)mode;
+  if (file == NULL) return &cx_host_handle;
+  snprintf(cx_dl_buf, sizeof cx_dl_buf,
+           "%.200s: a .cosmoext image cannot open shared objects (no dynamic loading)", file);
+  cx_dl_err = cx_dl_buf;
+  return NULL;
+}
+
+static void *cx_dlsym(void *handle, const char *name) {
+  if (handle != NULL && handle != &cx_host_handle) { /* RTLD_DEFAULT is NULL */
+    cx_dl_err = "dlsym: invalid handle (only dlopen(NULL) and RTLD_DEFAULT are known)";
+    return NULL;
+  }
+  const void *a = resolve(name, cx_gnu_hash_str(name));
+  if (a == NULL) {
+    snprintf(cx_dl_buf, sizeof cx_dl_buf,
+             "undefined symbol: %.200s (not in this interpreter's export table)", name);
+    cx_dl_err = cx_dl_buf;
+  }
+  return (void *)a;
+}
+
+static int cx_dlclose(void *handle) {
+  if (handle == &cx_host_handle) return 0;
+  cx_dl_err = "dlclose: invalid handle";
+  return -1;
+}
+
+static char *cx_dlerror(void) {
+  const char *e = cx_dl_err;
+  cx_dl_err = NULL;
+  return (char *)e;
 }
 
 static const struct cx_host host = {CX_TARGET, CX_PYTHON_ABI, resolve, register_frames};

@@ -38,15 +38,20 @@ after the fact.
 
 from __future__ import annotations
 
-import ctypes
-import mmap as _mmap
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-PROT_WRITE = _mmap.PROT_WRITE  # 0x2
-PROT_EXEC = _mmap.PROT_EXEC  # 0x4
+if TYPE_CHECKING:
+    import ctypes
+
+# Linux values (mmap.PROT_*).  ctypes and mmap are imported only where used:
+# maps_wx_violations() must also work in interpreters that have neither (the
+# static interpreters of 'cosmoext embed').
+PROT_WRITE = 0x2
+PROT_EXEC = 0x4
 WX = PROT_WRITE | PROT_EXEC
 
 SIGSYS = 31
@@ -77,10 +82,14 @@ exec(compile(_code, "<wx-guarded>", "exec"), {{"__name__": "__main__"}})
 
 
 def _libc() -> ctypes.CDLL:
+    import ctypes
+
     return ctypes.CDLL(None, use_errno=True)
 
 
 def _set_no_new_privs() -> None:
+    import ctypes
+
     libc = _libc()
     libc.prctl.restype = ctypes.c_int
     rc = libc.prctl(
@@ -96,6 +105,8 @@ def _set_no_new_privs() -> None:
 
 
 def _current_personality() -> int:
+    import ctypes
+
     libc = _libc()
     libc.personality.restype = ctypes.c_int
     libc.personality.argtypes = [ctypes.c_ulong]

@@ -1,0 +1,87 @@
+"""Real ports: ujson 6.1.0 and greenlet 3.5.6, built from their PyPI sdists with
+``cosmoext wheel``, pass their own upstream test suites in both interpreters:
+
+* the ordinary CPython through the host finder, with PIC images;
+* the static no-dlopen interpreter from ``cosmoext embed``, with non-PIC
+  images (the shape cosmocc emits).
+
+The work is done by ``examples/ports.py`` (the same code the README's manual
+commands run); ``examples/cxguard.py`` proves inside each run that the
+modules are the ``.cosmoext`` images and that no native build exists on
+``sys.path`` or was ever mapped.  Expected counts and the reason for every
+test that does not pass live in ``examples/<port>/port.toml``.  greenlet's
+suite takes 1-2 minutes per interpreter; the builds (six wheels) about 3.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+sys.path.insert(0, str(EXAMPLES))
+import ports  # noqa: E402
+
+RUNS = [("ujson", "host"), ("ujson", "embed"), ("greenlet", "host"), ("greenlet", "embed")]
+_results: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+@pytest.fixture(scope="session")
+def work(tmp_path_factory: pytest.TempPathFactory) -> ports.Work:
+    return ports.Work(tmp_path_factory.mktemp("ports"))
+
+
+def _result(work: ports.Work, name: str, interp: str) -> dict[str, Any]:
+    if (name, interp) not in _results:
+        _results[name, interp] = ports.run_port(work, ports.load_port(name), interp)
+    return _results[name, interp]
+
+
+@pytest.mark.parametrize(("name", "interp"), RUNS, ids=[f"{n}-{i}" for n, i in RUNS])
+def test_upstream_suite(work: ports.Work, name: str, interp: str) -> None:
+    r = _result(work, name, interp)
+    assert r["ok"], ports.render([r])
+    port = ports.load_port(name)
+    assert r["counts"] == r["expected"] and r["counts"]["passed"] > 0
+    assert r["counts"]["failed"] == r["counts"]["error"] == 0
+    # Every test that did not pass is one port.toml explains, with the same outcome.
+    assert {n["test"]: n["outcome"] for n in r["not_passed"]} == \
+        {t: e["outcome"] for t, e in port.not_passed.items()}
+    # The guard saw every extension module as a .cosmoext image of the right kind.
+    modules = port.modules + [m for tp in port.test_ports for m in tp["modules"]]
+    seen = {g["module"]: g for g in r["guard"]}
+    assert set(modules) <= set(seen)
+    for g in seen.values():
+        assert g["file"].endswith(".cosmoext") and g["pic"] == (interp == "host"), g
+    if interp == "embed":
+        assert r["runtime"] == {"mode": "embedded", "extension_suffixes": []}
+        assert [g["module"] for g in r["guard"] if g["stdlib"]] == port.embed_stdlib
+    else:
+        assert r["runtime"]["mode"] == "extension"
+
+
+def test_guard_refuses_a_native_build_on_sys_path(work: ports.Work, tmp_path: Path) -> None:
+    """The proof is not vacuous: a native ujson.so anywhere on sys.path stops the run."""
+    r = _result(work, "ujson", "host")
+    fake = tmp_path / "native"
+    fake.mkdir()
+    so = fake / "ujson.cpython-311-x86_64-linux-gnu.so"
+    so.write_bytes(b"")
+    (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(PYTHONPATH=r["pythonpath"] + os.pathsep + str(fake), CXGUARD_MODULES="ujson")
+    cmd = [r["python"], "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "cxguard",
+           str(tmp_path / "test_x.py")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    assert f"cxguard: a native build of ujson is on sys.path: {so}" in proc.stderr
+    # ...and the same run without it passes, reporting where ujson came from.
+    env["PYTHONPATH"] = r["pythonpath"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "cxguard: ujson from " in proc.stdout and "ujson.cosmoext (PIC" in proc.stdout
