@@ -56,9 +56,13 @@ def python_include_dirs(arch: str) -> list[str]:
         return [own]
     ver = f"python{sysconfig.get_python_version()}"
     triplet = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}[arch]
-    cross = [d for d in (f"/usr/include/{triplet}/{ver}", f"/usr/include/{ver}")
-             if os.path.isdir(d)]
-    return cross or [own]
+    multiarch = f"/usr/include/{triplet}/{ver}"
+    if not os.path.isdir(multiarch):  # pyconfig.h differs: the host's would be wrong
+        deb = {"x86_64": "amd64", "aarch64": "arm64"}[arch]
+        raise CosmoextError(f"no {arch} Python headers ({multiarch}); install them with: "
+                            f"dpkg --add-architecture {deb} && apt-get update && "
+                            f"apt-get install lib{ver}-dev:{deb}")
+    return [d for d in (multiarch, f"/usr/include/{ver}") if os.path.isdir(d)]
 
 
 def _compile(cmd: list[str], verbose: bool) -> None:

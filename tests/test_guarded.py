@@ -73,6 +73,7 @@ def test_no_wx_mapping_after_loads(ext) -> None:
     for name in EXTENSIONS:
         ext(name)
         assert maps_wx_violations() == [], name
+    assert all(i["base"] % 0x10000 == 0 for i in rt.images())  # 64 KiB, as the format says
     loaded = {Path(i["path"]).name for i in rt.images()}
     assert {n.split(".")[-1] + ".cosmoext" for n in EXTENSIONS} <= loaded
 

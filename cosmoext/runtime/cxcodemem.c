@@ -127,6 +127,17 @@ static int to_prot(unsigned p) {
 
 static void *reserve_plain(uintptr_t want, size_t size) {
   int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  if (!want) {
+    /* Anywhere: over-reserve by one granule and trim, so the base is 64 KiB
+       aligned as the format promises (sections may be aligned that much). */
+    const size_t g = 0x10000;
+    char *p = mmap(NULL, size + g, PROT_NONE, flags, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    uintptr_t a = ((uintptr_t)p + g - 1) & ~(uintptr_t)(g - 1);
+    if (a > (uintptr_t)p) munmap(p, a - (uintptr_t)p);
+    if ((uintptr_t)p + size + g > a + size) munmap((void *)(a + size), (uintptr_t)p + g - a);
+    return (void *)a;
+  }
 #ifdef MAP_FIXED_NOREPLACE
   if (want) flags |= MAP_FIXED_NOREPLACE;
 #endif
