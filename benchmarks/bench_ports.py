@@ -45,7 +45,9 @@ Measures
   The loop and call overhead in Python is included on both sides alike.
 * **file size** per architecture image (``cosmoext inspect``), against the
   ``.so`` as built and stripped (``strip --strip-unneeded``); and the
-  address space an image or a ``.so``'s PT_LOAD segments span.
+  address space an image or a ``.so``'s PT_LOAD segments span.  With the
+  aarch64 cross compilers installed, also a fat ``x86_64,aarch64`` build's
+  per-architecture image sizes (there is no native aarch64 build to compare).
 * **build time**: wall time of ``cosmoext wheel`` and ``pip wheel``, each
   including its isolated build environment (one sample each).
 
@@ -56,7 +58,7 @@ ratio is of times (ns/op), so **lower is better everywhere** except that the
 throughput target is stated as native/cosmoext speed >= 0.98, i.e. time
 ratio <= 1/0.98 = 1.020.
 
-Usage: ``python3 benchmarks/bench_ports.py [--rounds N] [--no-callgrind] [--json]
+Usage: ``python3 benchmarks/bench_ports.py [--rounds N] [--no-callgrind] [--no-fat] [--json]
 [--work DIR]``.  A benchmark, not a test: it asserts nothing about speed.
 """
 
@@ -348,6 +350,30 @@ def sizes(files: dict[str, list[Path]], work: Path) -> dict[str, Any]:
     return {"cosmoext": cx, "native": nat}
 
 
+def fat_sizes(req: str, exts: list[str], root: Path) -> list[dict[str, Any]]:
+    """Per-architecture image sizes of a fat x86_64+aarch64 build (cross compilers)."""
+    import zipfile
+
+    dest = root / "fat" / req
+    shutil.rmtree(dest, ignore_errors=True)
+    run([sys.executable, "-m", "cosmoext", "wheel", req, "-w", str(dest), "-C",
+         "arch=x86_64,aarch64"])
+    (whl,) = dest.glob("*.whl")
+    out = []
+    with zipfile.ZipFile(whl) as z:
+        for ext in exts:
+            member = "/".join(ext.split(".")) + ".cosmoext"
+            f = dest / Path(member).name
+            f.write_bytes(z.read(member))
+            info = json.loads(run([sys.executable, "-m", "cosmoext", "inspect", "--json",
+                                   str(f)]).stdout)
+            out.append({"file": member, "file_bytes": f.stat().st_size,
+                        "images": [{"arch": im["arch"], "vsize": im["vsize"],
+                                    "bytes": sum(s["filesz"] for s in im["segments"])}
+                                   for im in info["images"]]})
+    return out
+
+
 # -- measurements -------------------------------------------------------------
 
 def child_env() -> dict[str, str]:
@@ -511,6 +537,12 @@ def render(report: dict[str, Any]) -> str:
             rows.append([port, "address space bytes", f"{cx['images'][0]['vsize']}",
                          f"{nat['vsize']}", f"{cx['images'][0]['vsize'] / nat['vsize']:.2f}",
                          "", "", ""])
+        for fat in r.get("fat", []):
+            for im in fat["images"]:
+                rows.append([port, f"{im['arch']} image bytes (fat file)", f"{im['bytes']}",
+                             "-", "", "", "", ""])
+            rows.append([port, "fat file bytes (x86_64+aarch64)", f"{fat['file_bytes']}",
+                         "-", "", "", "", ""])
         b = r["build_s"]
         rows.append([port, "build time (s, 1 sample)", f"{b['cosmoext']:.1f}",
                      f"{b['native']:.1f}", f"{b['cosmoext'] / b['native']:.2f}", "", "", ""])
@@ -535,6 +567,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-batch", type=float, default=0.05,
                     help="seconds per timed batch (default 0.05)")
     ap.add_argument("--no-callgrind", dest="callgrind", action="store_false")
+    ap.add_argument("--no-fat", dest="fat", action="store_false",
+                    help="skip the x86_64+aarch64 build (sizes per architecture)")
     ap.add_argument("--work", type=Path, help="work directory (kept)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -562,6 +596,9 @@ def main(argv: list[str] | None = None) -> int:
                                              "native": nat_s},
                                  "files": {k: [str(f) for f in v] for k, v in files.items()}}
             r["sizes"] = sizes(files, root)
+            if args.fat and shutil.which("aarch64-linux-gnu-g++"):
+                log(f"{port}: a fat x86_64+aarch64 build, for the per-architecture sizes")
+                r["fat"] = fat_sizes(req, exts, root)
             log(f"{port}: import times ({args.rounds} rounds)")
             r["import"] = measure_imports(py, port, targets, files, args.rounds)
             log(f"{port}: throughput ({args.speed_rounds} rounds)")

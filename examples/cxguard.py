@@ -36,12 +36,12 @@ from __future__ import annotations
 import glob
 import importlib.machinery
 import importlib.util
-import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
+if TYPE_CHECKING:  # pytest itself is imported late: see install_recorder()
+    import pytest
 
 _checked: list[dict[str, Any]] = []
 _outcomes: dict[str, dict[str, str]] = {}
@@ -56,6 +56,13 @@ class _NotFoundRecorder:
         if "." not in name:
             _not_found.add(name)
         return None
+
+
+def install_recorder() -> None:
+    """Record failed imports from now on (``examples/ports.py`` calls this before
+    pytest starts, so pytest's own imports, e.g. of decimal, are seen too)."""
+    if not any(isinstance(f, _NotFoundRecorder) for f in sys.meta_path):
+        sys.meta_path.append(_NotFoundRecorder())
 
 
 def _names(var: str) -> list[str]:
@@ -98,6 +105,8 @@ def _image_kind(origin: str) -> dict[str, Any]:
 
 
 def _check(name: str, stdlib: bool) -> dict[str, Any]:
+    import pytest
+
     from cosmoext._hook import CosmoextLoader
 
     try:
@@ -134,8 +143,10 @@ def _check(name: str, stdlib: bool) -> dict[str, Any]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    import pytest
+
     _checked.clear()
-    sys.meta_path.append(_NotFoundRecorder())
+    install_recorder()
     ports, stdlib = _names("CXGUARD_MODULES"), _names("CXGUARD_STDLIB")
     if not ports:
         raise pytest.UsageError("cxguard: set CXGUARD_MODULES to the extension modules to check")
@@ -189,6 +200,10 @@ def _skip_reason(report: pytest.TestReport) -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import json
+
+    import pytest
+
     problems = []
     for info in _checked:
         mod = sys.modules.get(info["module"])

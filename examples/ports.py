@@ -24,11 +24,12 @@ PORT is a directory of ``examples/`` holding a ``port.toml`` (``ujson``,
    ``resource`` for psutil) are built from CPython's own sources (Debian's
    ``python3.X`` source package, fetched with ``apt-get source`` into a private
    apt state directory) as non-PIC ``.cosmoext`` files.
-4. **Run.**  ``python -m pytest -p cxguard TESTS`` in the unpacked sdist, where
-   ``examples/cxguard.py`` first proves the modules are the ``.cosmoext``
-   images (``find_spec``, ``__file__``, no native ``.so`` anywhere on
-   ``sys.path``, none mapped at the end, PIC or non-PIC as built) and records
-   every test's outcome.
+4. **Run.**  pytest with ``-p cxguard`` in the unpacked sdist (started like
+   ``python -m pytest``, by a one-line launcher that first installs cxguard's
+   recorder of failed imports), where ``examples/cxguard.py`` proves the
+   modules are the ``.cosmoext`` images (``find_spec``, ``__file__``, no
+   native ``.so`` anywhere on ``sys.path``, none mapped at the end, PIC or
+   non-PIC as built) and records every test's outcome.
 5. **Judge.**  The counts must equal the port's ``[expect]`` and every test
    that did not pass must be listed in its ``[[not_passed]]`` table with the
    same outcome and a reason; anything else fails the run.
@@ -343,6 +344,8 @@ def _same_tree(a: Path, b: Path) -> list[str]:
     return diff
 
 
+LAUNCH = ("import runpy, sys, cxguard; cxguard.install_recorder(); sys.argv[0] = 'pytest'; "
+          "runpy.run_module('pytest', run_name='__main__', alter_sys=True)")
 SUMMARY = re.compile(
     r"(\d+) (subtests )?(passed|failed|errors?|skipped|xfailed|xpassed|deselected)\b")
 
@@ -406,7 +409,8 @@ def run_port(work: Work, port: Port, interp: str) -> dict[str, Any]:
         "CXGUARD_REPORT": str(report_path),
     })
     tests = [t.format(target=target.relative_to(src)) for t in port.tests]
-    cmd = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "cxguard",
+    # python -m pytest, with cxguard's failed-import recorder in place first.
+    cmd = [str(python), "-c", LAUNCH, "-q", "-p", "no:cacheprovider", "-p", "cxguard",
            "-rfEsxX", *tests]
     work.log(f"running {port.name}'s test suite in the {interp} interpreter "
              f"({'PIC' if pic else 'non-PIC'} images)")

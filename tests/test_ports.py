@@ -85,3 +85,25 @@ def test_guard_refuses_a_native_build_on_sys_path(work: ports.Work, tmp_path: Pa
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "cxguard: ujson from " in proc.stdout and "ujson.cosmoext (PIC" in proc.stdout
+
+
+@pytest.mark.parametrize("interp", ["host", "embed"])
+def test_ported_psutil_works(work: ports.Work, interp: str) -> None:
+    """psutil as ported for greenlet's tests: the libc names it imports and the
+    runtime's dlopen/dlsym answers (heap_info probes dlopen("libc.so.6") +
+    dlsym("mallinfo2") and falls back to mallinfo() when dlopen fails)."""
+    r = _result(work, "greenlet", interp)
+    code = ("import psutil, resource\n"
+            "print(psutil._psplatform.cext.__file__)\n"
+            "h = psutil.heap_info(); assert h.heap_used > 0, h\n"
+            "assert 'lo' in psutil.net_if_addrs()\n"
+            "assert psutil.disk_partitions(all=True)\n"
+            "assert isinstance(psutil.users(), list)\n"
+            "assert psutil.Process().memory_full_info().uss > 0\n"
+            "assert psutil.Process().rlimit(psutil.RLIMIT_NOFILE)[0] > 0\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = r["pythonpath"]
+    proc = subprocess.run([r["python"], "-c", code], env=env, capture_output=True, text=True,
+                          cwd=r["cwd"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("psutil/_psutil_linux.cosmoext")
