@@ -126,6 +126,19 @@ class Link:
         return self.layout.got[key]
 
 
+def symkey(obj: elf.ElfObject, idx: int) -> str:
+    """Key of a symbol for GOT slots: its name if global, else its index."""
+    sym = obj.symbols[idx]
+    return sym.name if sym.bind != elf.STB_LOCAL and sym.name else f"#{idx}"
+
+
+def unsupported_error(where: str, sec: str, offset: int, name: str, rtype: int,
+                      hint: str | None) -> LinkError:
+    """The one message for a relocation a backend cannot handle."""
+    return LinkError(f"{where}: section {sec} offset {offset:#x}: unsupported relocation "
+                     f"{name} ({rtype})" + (f": {hint}" if hint else ""))
+
+
 class Backend(Protocol):
     machine: int
     arch: str

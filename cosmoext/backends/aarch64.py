@@ -25,7 +25,7 @@ from __future__ import annotations
 from .. import elf
 from .. import format as fmt
 from ..errors import LinkError
-from ..linker import LINKER_SYMBOLS, Link
+from ..linker import LINKER_SYMBOLS, Link, symkey, unsupported_error
 
 R = {
     "NONE": 0, "ABS64": 257, "ABS32": 258, "ABS16": 259, "PREL64": 260, "PREL32": 261,
@@ -176,19 +176,14 @@ def reloc_name(t: int) -> str:
 
 
 def unsupported(where: str, sec: str, offset: int, rtype: int) -> LinkError:
-    hint = HINTS.get(rtype)
-    return LinkError(f"{where}: section {sec} offset {offset:#x}: unsupported relocation "
-                     f"{reloc_name(rtype)} ({rtype})" + (f": {hint}" if hint else ""))
+    return unsupported_error(where, sec, offset, reloc_name(rtype), rtype, HINTS.get(rtype))
 
 
-def _symkey(obj: elf.ElfObject, idx: int) -> str:
-    sym = obj.symbols[idx]
-    return sym.name if sym.bind != elf.STB_LOCAL and sym.name else f"#{idx}"
 
 
 def _gotkey(obj: elf.ElfObject, rel: elf.Reloc) -> str:
     """GOT entries are per (symbol, addend): G(GDAT(S+A))."""
-    key = _symkey(obj, rel.sym)
+    key = symkey(obj, rel.sym)
     return key if rel.addend == 0 else f"{key}{rel.addend:+#x}"
 
 
@@ -305,7 +300,7 @@ class AArch64:
         elif t in CALLS or t in SHORT_BRANCHES:
             sym = link.obj.symbols[rel.sym]
             if sym.shndx == elf.SHN_UNDEF and sym.name not in LINKER_SYMBOLS:
-                keys = [("sym", _symkey(link.obj, rel.sym))]  # the PLT's slot
+                keys = [("sym", symkey(link.obj, rel.sym))]  # the PLT's slot
         elif t in GOT_TPREL:
             keys = [("tpoff", key)]
         elif t in GOT_TLSGD:

@@ -13,7 +13,7 @@ import struct
 from .. import elf
 from .. import format as fmt
 from ..errors import LinkError
-from ..linker import LINKER_SYMBOLS, Link
+from ..linker import LINKER_SYMBOLS, Link, symkey, unsupported_error
 
 R = {
     "NONE": 0, "64": 1, "PC32": 2, "GOT32": 3, "PLT32": 4, "COPY": 5,
@@ -49,14 +49,9 @@ def reloc_name(t: int) -> str:
 
 
 def unsupported(where: str, sec: str, offset: int, rtype: int) -> LinkError:
-    hint = HINTS.get(rtype)
-    return LinkError(f"{where}: section {sec} offset {offset:#x}: unsupported relocation "
-                     f"{reloc_name(rtype)} ({rtype})" + (f": {hint}" if hint else ""))
+    return unsupported_error(where, sec, offset, reloc_name(rtype), rtype, HINTS.get(rtype))
 
 
-def _symkey(obj: elf.ElfObject, idx: int) -> str:
-    sym = obj.symbols[idx]
-    return sym.name if sym.bind != elf.STB_LOCAL and sym.name else f"#{idx}"
 
 
 def _internal(obj: elf.ElfObject, idx: int) -> bool:
@@ -98,7 +93,7 @@ class X86_64:
         t = rel.type
         if t not in SUPPORTED:
             raise unsupported(link.obj.path, sec.name, rel.offset, t)
-        key = _symkey(link.obj, rel.sym)
+        key = symkey(link.obj, rel.sym)
         keys: list[tuple[str, object]] = []
         if t in GOTPCREL_KINDS or t in (R["GOT64"], R["GOTPCREL64"]):
             if not (t in GOTPCREL_KINDS and self._relaxable(link, sec, rel)):
@@ -185,13 +180,13 @@ class X86_64:
             link.fixup(P, fmt.FX_DTPMOD64, fmt.SYM_NONE, 0)
             return
         if t == R["TLSGD"]:
-            put("<i", L.got[("tlsgd0", _symkey(link.obj, rel.sym))] + A - P, 32, True)
+            put("<i", L.got[("tlsgd0", symkey(link.obj, rel.sym))] + A - P, 32, True)
             return
         if t == R["TLSLD"]:
             put("<i", L.got[("tlsld0", "")] + A - P, 32, True)
             return
         if t == R["GOTTPOFF"]:
-            put("<i", L.got[("tpoff", _symkey(link.obj, rel.sym))] + A - P, 32, True)
+            put("<i", L.got[("tpoff", symkey(link.obj, rel.sym))] + A - P, 32, True)
             return
         if t in (R["GOTPC32"], R["GOTPC64"]):
             v = L.got_base + A - P
@@ -202,7 +197,7 @@ class X86_64:
                 link.write(P - 2, "<B", 0x8D)  # mov -> lea
                 put("<i", link.target(rel.sym).value + A - P, 32, True)
                 return
-            G = L.got[("sym", _symkey(link.obj, rel.sym))]
+            G = L.got[("sym", symkey(link.obj, rel.sym))]
             if t == R["GOT64"]:
                 link.write(P, "<q", G - L.got_base + A)
             elif t == R["GOTPCREL64"]:
