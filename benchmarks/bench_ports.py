@@ -5,13 +5,13 @@ the same release, side by side, on the same interpreter.
 Builds
 ------
 * ``cosmoext``: ``cosmoext wheel REQ`` (PIC images, what a host CPython loads;
-  ``examples/ports.py`` does the build).
+  ``tests/support/ports.py`` does the build).
 * ``native``: ``pip wheel --no-binary :all: --no-deps REQ``, i.e. setuptools with
   this CPython's sysconfig flags (``-O3 -fwrapv -g ... -fPIC``, ``dlopen``).
 
 Both are installed (``pip install --target``) into separate directories and
 every measurement runs in a fresh child of the same interpreter: this CPython
-in the isolated venv of ``examples/ports.py`` (only cosmoext and its ``.pth``
+in the isolated venv of ``tests/support/ports.py`` (only cosmoext and its ``.pth``
 hook in site-packages; PYTHONPATH is just the one install directory).  Every
 child first imports ``cosmoext._runtime`` (also for native runs, so both are
 in the same state; in the embedded/APE interpreter the runtime is built in).
@@ -81,8 +81,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "examples"))
-import ports  # noqa: E402
+sys.path.insert(0, str(REPO / "tests"))
+from support import ports  # noqa: E402
 
 KINDS = ("cosmoext", "native")
 PORTS = {

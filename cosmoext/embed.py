@@ -20,31 +20,25 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ._proc import run_tool
+from ._proc import run_tool, write_atomic
 from .errors import CosmoextError, ToolchainError
-from .toolchain import get_toolchain, host_arch
-
-RUNTIME_SOURCES = ("module.c", "cxload.c", "cxtls.c", "cxdl.c", "cxsha256.c", "cxcodemem.c",
-                   "cxclosure.c", "cxpyclosure.c", "embed_main.c")
-TRIPLETS = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}
+from .settings import Settings
+from .toolchain import TRIPLETS, get_toolchain, host_arch
 
 
-@dataclass
-class EmbedSettings:
-    output: str
-    libpython: str | None = None
-    python_include: str | None = None
-    config_c: str | None = None
-    toolchain: str = "gnu"
-    cc: str | None = None
-    arch: str | None = None
-    stdlib: str | None = None
-    tls_reserve: int = 64 * 1024
-    verbose: bool = False
+def runtime_sources() -> list[str]:
+    """The runtime's C sources (cosmoext/runtime/sources.txt, which CMake reads too)."""
+    text = (Path(__file__).parent / "runtime" / "sources.txt").read_text()
+    return [n for n in (ln.strip() for ln in text.splitlines()) if n and not n.startswith("#")]
+
+
+# An embedded interpreter also needs its main(): embed_main.c is not in sources.txt.
+RUNTIME_SOURCES = (*runtime_sources(), "embed_main.c")
+EXPORTS = Path(__file__).parent / "exports"
 
 
 def default_libpython(arch: str, version: str = "3.11") -> str:
@@ -108,10 +102,6 @@ def _module_libs(config_c: str, makefile: str | None) -> list[str]:
     return out
 
 
-def _run(cmd: list[str], verbose: bool, what: str) -> None:
-    run_tool(cmd, what, verbose)
-
-
 def _package_zip(dest: str) -> bytes:
     """The pure-Python part of cosmoext, as a zip to append to the executable.
 
@@ -119,44 +109,38 @@ def _package_zip(dest: str) -> bytes:
     does not compile them (the embedded interpreter has the same bytecode
     version as the one running this, or it would not have passed
     check_inputs)."""
-    root = Path(__file__).parent
     tmp = dest + ".zip"
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for p in sorted(root.rglob("*")):
-            if not p.is_file() or "__pycache__" in p.parts or \
-                    p.suffix not in (".py", ".ld", ".txt", ".pth"):
-                continue
-            arc = Path("cosmoext") / p.relative_to(root)
-            z.write(p, str(arc))
-            if p.suffix == ".py":
-                pyc = dest + ".pyc"
-                py_compile.compile(str(p), cfile=pyc, dfile=str(arc), doraise=True,
-                                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-                z.write(pyc, str(arc.with_suffix(".pyc")))
+        _zip_tree(z, Path(__file__).parent, Path("cosmoext"), os.path.dirname(dest), pyc=True)
     data = Path(tmp).read_bytes()
     os.unlink(tmp)
     return data
 
 
-def embed(s: EmbedSettings) -> str:
-    arch = s.arch or host_arch()
+@dataclass
+class _Build:
+    """What linking the interpreter for one architecture takes."""
+
+    arch: str
+    cc: list[str]  # compiler and its target flags
+    libpython: str
+    include: str
+    config_c: str
+    link_libs: list[str]  # after libpython
+    link_flags: list[str]
+    gen_args: list[str]  # export-table sources beyond libpython
+    defs: list[str] = field(default_factory=list)
+
+
+def _gnu_build(s: Settings, arch: str) -> _Build:
+    """Debian's libpython and glibc's libc.a (the stand-in for Cosmopolitan)."""
     tc = get_toolchain(s.toolchain, arch)
     cc = s.cc or tc.cc
     if shutil.which(cc) is None:
         raise ToolchainError(f"C compiler {cc} not found; install it with: apt-get install gcc"
                              if s.toolchain == "gnu" else f"C compiler {cc} not found")
     libpython = s.libpython or default_libpython(arch)
-    majmin = _lib_version(libpython)
-    include = s.python_include or f"/usr/include/python{majmin}"
-    version = check_inputs(libpython, include)
-    config_c = s.config_c or os.path.join(os.path.dirname(libpython), "config.c")
-    if not os.path.isfile(config_c):
-        raise CosmoextError(f"no builtin-module table {config_c} beside the libpython; give "
-                            "--config-c (the config.c of the same CPython build)")
-    makefile = os.path.join(os.path.dirname(libpython), "Makefile")
-    rt = resources.files("cosmoext") / "runtime"
-    gen = Path(__file__).parent / "exports" / "gen_exports.py"
-    libc_list = Path(__file__).parent / "exports" / "libc.txt"
+    include = s.python_include or f"/usr/include/python{_lib_version(libpython)}"
 
     def cc_file(name: str) -> str | None:
         out = subprocess.run([cc, *tc.target_flags, f"-print-file-name={name}"],
@@ -167,48 +151,139 @@ def embed(s: EmbedSettings) -> str:
     if libc is None:
         raise CosmoextError(f"{cc}: static libc.a not found; install it with: apt-get install "
                             "libc6-dev")
-    libc_libs = [p for p in (libc, cc_file("libm.a"), cc_file("libpthread.a")) if p]
-    out = os.path.abspath(s.output)
-    print(f"[1/4] export table from {os.path.basename(libpython)} (Python {version}) and libc",
+    gen = ["--libc-list", str(EXPORTS / "libc.txt")]
+    for lib in (libc, cc_file("libm.a"), cc_file("libpthread.a")):
+        if lib:
+            gen += ["--libc-lib", lib]
+    cross_nm = f"{TRIPLETS[arch]}-nm"  # plain nm reads other machines' ELF too
+    if arch != host_arch() and shutil.which(cross_nm):
+        gen += ["--nm", cross_nm]
+    config_c = s.config_c or os.path.join(os.path.dirname(libpython), "config.c")
+    makefile = os.path.join(os.path.dirname(libpython), "Makefile")
+    return _Build(arch, [cc, *tc.target_flags], libpython, include, config_c,
+                  _module_libs(config_c, makefile) if os.path.isfile(config_c) else [],
+                  ["-static", "-no-pie"], gen,
+                  [f'-DCX_STDLIB="{os.path.abspath(s.stdlib)}"'] if s.stdlib else [])
+
+
+# Objects of libcosmo.a that are the interpreter's C++ ABI runtime and
+# unwinder (libcxxabi, libunwind) and compiler/atomics helpers: images link
+# libc++ (libcxx.a) themselves and import these, so every image shares one
+# unwinder and one exception runtime.
+COSMO_SHARED_MEMBERS = (r"(abort_message|cxa_[a-z_]+|fallback_malloc|private_typeinfo|"
+                        r"stdlib_[a-z_]+|Unwind[A-Za-z0-9_-]+|libunwind|gcc_personality_v0|"
+                        r"atomics)\.o")
+
+
+def _cosmo_build(s: Settings, arch: str) -> _Build:
+    """A Cosmopolitan CPython build (setting 'cosmo-python') and cosmocc."""
+    from .pipeline import cosmo_python_dir
+
+    tc = get_toolchain("cosmocc", arch, s.cosmocc)
+    tc.check()
+    lib = cosmo_python_dir(s, arch, "lib")
+    libpython = s.libpython or next(
+        (os.path.join(lib, n) for n in sorted(os.listdir(lib)) if re.fullmatch(
+            r"libpython\d+\.\d+\.a", n)), os.path.join(lib, "libpython3.11.a"))
+    inc = cosmo_python_dir(s, arch, "include")
+    include = s.python_include or os.path.join(inc, f"python{_lib_version(libpython)}")
+    config_c = s.config_c or os.path.join(cosmo_python_dir(s, arch, "Modules"), "config.c")
+    root = tc.root or ""
+    # The build's other static archives (libmpdec.a, libexpat.a) come along.
+    others = [os.path.join(lib, n) for n in sorted(os.listdir(lib))
+              if n.endswith(".a") and os.path.join(lib, n) != libpython]
+    gen = ["--libc-list", str(EXPORTS / "libc.txt"), "--libc-list", str(EXPORTS / "cosmo.txt"),
+           "--libc-lib", os.path.join(root, f"{arch}-linux-cosmo", "lib", "libcosmo.a"),
+           "--nm", os.path.join(root, "bin", f"{arch}-linux-cosmo-nm"),
+           "--member", COSMO_SHARED_MEMBERS, "--no-ifunc"]
+    # The stdlib is in the executable's own zip: no environment needed.
+    defs = ['-DCX_HOME="/zip"', '-DCX_STDLIB="/zip/Lib"', "-DPy_BUILD_CORE_BUILTIN"]
+    return _Build(arch, [tc.cc], libpython, include, config_c, [*others, "-lm"], [], gen, defs)
+
+
+def _link(s: Settings, b: _Build, tmp: str) -> str:
+    """Export table, runtime, config.c, libpython -> one executable for b.arch."""
+    version = check_inputs(b.libpython, b.include)
+    if not os.path.isfile(b.config_c):
+        raise CosmoextError(f"no builtin-module table {b.config_c}; give --config-c (the "
+                            "config.c of the same CPython build)")
+    rt = resources.files("cosmoext") / "runtime"
+    d = os.path.join(tmp, b.arch)
+    os.makedirs(d)
+    print(f"[{b.arch} 1/3] export table from {os.path.basename(b.libpython)} "
+          f"(Python {version}) and libc", flush=True)
+    exports_c = os.path.join(d, "cx_exports.c")
+    run_tool([sys.executable, str(EXPORTS / "gen_exports.py"), "--out", exports_c,
+              "--python-lib", b.libpython, *b.gen_args], "export table generation", s.verbose)
+    defs = ["-DCX_EMBEDDED=1", f"-DCX_STATIC_TLS_RESERVE={s.tls_reserve}", *b.defs]
+    extra_srcs = []
+    if "_contextvars" not in builtin_modules(b.config_c):  # Debian ships it as a .so
+        defs.append("-DCX_ADD_CONTEXTVARS=1")
+        extra_srcs.append(str(rt / "stdlib" / "contextvars_builtin.c"))
+    base = [*b.cc, "-c", "-O2", "-fno-pie", "-fno-pic", f"-I{b.include}", f"-I{rt}", *defs]
+    srcs = [str(rt / n) for n in RUNTIME_SOURCES] + extra_srcs + [exports_c, b.config_c]
+    print(f"[{b.arch} 2/3] compile the runtime ({len(srcs)} files)", flush=True)
+    objs = []
+    for i, src in enumerate(srcs):
+        obj = os.path.join(d, f"{i}-{os.path.basename(src)}.o")
+        extra = ["-fno-builtin", "-w"] if src == exports_c else []
+        run_tool([*base, *extra, src, "-o", obj], "compile", s.verbose)
+        objs.append(obj)
+    exe = os.path.join(d, "python")
+    print(f"[{b.arch} 3/3] link ({' '.join(os.path.basename(x) for x in b.link_libs)})",
           flush=True)
+    run_tool([*b.cc, *b.link_flags, "-o", exe, *objs, b.libpython, *b.link_libs,
+              "-Wl,--wrap=dlopen"], "link", s.verbose)
+    return exe
+
+
+def _zip_tree(z: zipfile.ZipFile, src: Path, arc: Path, tmp: str, pyc: bool) -> None:
+    for p in sorted(src.rglob("*")):
+        if not p.is_file() or "__pycache__" in p.parts or (
+                pyc and p.suffix not in (".py", ".ld", ".txt", ".pth")):
+            continue
+        name = arc / p.relative_to(src)
+        z.write(p, str(name))
+        if pyc and p.suffix == ".py":
+            c = os.path.join(tmp, "x.pyc")
+            py_compile.compile(str(p), cfile=c, dfile=str(name), doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+            z.write(c, str(name.with_suffix(".pyc")))
+
+
+def embed(output: str, s: Settings) -> str:
+    """Link the interpreter ``output``: with cosmocc a fat APE for every
+    architecture of ``s``, its stdlib and the cosmoext package in its own zip;
+    otherwise a static ELF for the one architecture of ``s``."""
+    out = os.path.abspath(output)
     with tempfile.TemporaryDirectory(prefix="cosmoext-embed-") as tmp:
-        exports_c = os.path.join(tmp, "cx_exports.c")
-        cmd = [sys.executable, str(gen), "--out", exports_c, "--python-lib", libpython,
-               "--libc-list", str(libc_list)]
-        for lib in libc_libs:
-            cmd += ["--libc-lib", lib]
-        cross_nm = f"{TRIPLETS[arch]}-nm"  # plain nm reads other machines' ELF too
-        if arch != host_arch() and shutil.which(cross_nm):
-            cmd += ["--nm", cross_nm]
-        _run(cmd, s.verbose, "export table generation")
-        defs = ["-DCX_EMBEDDED=1", f"-DCX_STATIC_TLS_RESERVE={s.tls_reserve}"]
-        builtins = builtin_modules(config_c)
-        extra_srcs = []
-        if "_contextvars" not in builtins:  # Debian ships it as a .so
-            defs.append("-DCX_ADD_CONTEXTVARS=1")
-            extra_srcs.append(str(rt / "stdlib" / "contextvars_builtin.c"))
-        if s.stdlib:
-            defs.append(f'-DCX_STDLIB="{os.path.abspath(s.stdlib)}"')
-        base = [cc, *tc.target_flags, "-c", "-O2", "-fno-pie", "-fno-pic", f"-I{include}",
-                f"-I{rt}", *defs]
-        objs = []
-        srcs = [str(rt / n) for n in RUNTIME_SOURCES] + extra_srcs + [exports_c, config_c]
-        print(f"[2/4] compile the runtime ({len(srcs)} files)", flush=True)
-        for i, src in enumerate(srcs):
-            obj = os.path.join(tmp, f"{i}-{os.path.basename(src)}.o")
-            extra = ["-fno-builtin", "-w"] if src == exports_c else []
-            _run([*base, *extra, src, "-o", obj], s.verbose, "compile")
-            objs.append(obj)
-        libs = _module_libs(config_c, makefile)
-        print(f"[3/4] link {out} (static, non-PIE; {' '.join(libs)})", flush=True)
-        exe = os.path.join(tmp, "python")
-        _run([cc, *tc.target_flags, "-static", "-no-pie", "-o", exe, *objs, libpython, *libs,
-              "-Wl,--wrap=dlopen"], s.verbose, "link")
-        print("[4/4] append the cosmoext package", flush=True)
-        with open(exe, "ab") as f:
-            f.write(_package_zip(exe))
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        shutil.copyfile(exe, out + ".tmp")
-        os.chmod(out + ".tmp", 0o755)
-        os.replace(out + ".tmp", out)
-    return out
+        if s.toolchain != "cosmocc":
+            if len(s.arch) != 1:
+                raise CosmoextError(f"setting 'arch': embed links one architecture with "
+                                    f"toolchain {s.toolchain}, got {', '.join(s.arch)}")
+            exe = _link(s, _gnu_build(s, s.arch[0]), tmp)
+            print("append the cosmoext package", flush=True)
+            with open(exe, "ab") as f:
+                f.write(_package_zip(exe))
+            return write_atomic(out, Path(exe).read_bytes(), mode=0o755)
+        from .pipeline import cosmo_python_dir
+
+        elves = [_link(s, _cosmo_build(s, arch), tmp) for arch in s.arch]
+        root = get_toolchain("cosmocc", s.arch[0], s.cosmocc).root or ""
+        b = os.path.join(root, "bin")
+        exe = os.path.join(tmp, "python.com")
+        loaders = [x for arch in s.arch for x in ("-l", os.path.join(b, f"ape-{arch}.elf"))]
+        print(f"apelink: {', '.join(s.arch)} -> one APE", flush=True)
+        run_tool([os.path.join(b, "apelink"), "-V", "-1", *loaders, "-M",
+                  os.path.join(b, "ape-m1.c"), "-o", exe, *elves], "apelink", s.verbose)
+        stdlib = s.stdlib or os.path.join(os.path.dirname(cosmo_python_dir(s, s.arch[0])), "Lib")
+        if not os.path.isdir(stdlib):
+            raise CosmoextError(f"setting 'stdlib': {stdlib} is not a directory")
+        print(f"zip the standard library ({stdlib}) and the cosmoext package into it",
+              flush=True)
+        # Appending to the executable itself keeps the entries' offsets
+        # absolute, which is how Cosmopolitan's /zip reads them.
+        with zipfile.ZipFile(exe, "a", zipfile.ZIP_DEFLATED) as z:
+            _zip_tree(z, Path(stdlib), Path("Lib"), tmp, pyc=False)
+            _zip_tree(z, Path(__file__).parent, Path("Lib/cosmoext"), tmp, pyc=True)
+        return write_atomic(out, Path(exe).read_bytes(), mode=0o755)

@@ -22,7 +22,6 @@ MAX_IMAGES = 8
 EM_X86_64 = 62
 EM_AARCH64 = 183
 ARCH_NAMES = {EM_X86_64: "x86_64", EM_AARCH64: "aarch64"}
-ARCH_IDS = {v: k for k, v in ARCH_NAMES.items()}
 
 # Image header flags.  The loader re-derives the placement requirements from
 # the fixups and refuses an image whose flags disagree with them.
@@ -290,21 +289,6 @@ def meta_digest(image: bytes | bytearray) -> bytes:
     h = hashlib.sha256(bytes(image[:META_DIGEST_AT]))
     h.update(bytes(image[IMAGE_HDR.size:end]))
     return h.digest()
-
-
-def reseal(data: bytes | bytearray) -> bytes:
-    """Recompute every image's digests in place (for tests that corrupt tables)."""
-    buf = bytearray(data)
-    _, _, _, _, count, _, _, table = FILE_HDR.unpack_from(buf, 0)
-    for i in range(count):
-        pos = table + i * IMAGE_ENT.size
-        arch, r0, r1, off, size, _ = IMAGE_ENT.unpack_from(buf, pos)
-        if size >= IMAGE_HDR.size and off + size <= len(buf):
-            img = buf[off:off + size]
-            buf[off + META_DIGEST_AT:off + META_DIGEST_AT + 32] = meta_digest(img)
-        digest = hashlib.sha256(bytes(buf[off:off + size])).digest()
-        IMAGE_ENT.pack_into(buf, pos, arch, r0, r1, off, size, digest)
-    return bytes(buf)
 
 
 def _read_cstr(blob: bytes, off: int, limit: int, what: str) -> str:

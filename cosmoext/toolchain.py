@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from .errors import ToolchainError
 
 TOOLCHAINS = ("gnu", "clang", "cosmocc")
+ARCHES = ("x86_64", "aarch64")
+TRIPLETS = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}
+DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 CXX_SUFFIXES = (".cc", ".cpp", ".cxx", ".c++", ".C")
 C_SUFFIXES = (".c",)
 ASM_SUFFIXES = (".S", ".s")
@@ -28,7 +31,8 @@ INSTALL_HINTS = {
     "aarch64-linux-gnu-gcc": "apt-get install gcc-aarch64-linux-gnu",
     "aarch64-linux-gnu-g++": "apt-get install g++-aarch64-linux-gnu",
     "aarch64-linux-gnu-ld": "apt-get install binutils-aarch64-linux-gnu",
-    "cosmocc": "download cosmocc from cosmo.zip and put its bin/ on PATH",
+    "cosmocc": "download cosmocc from cosmo.zip and put its bin/ on PATH (or set COSMOCC "
+               "to the folder holding bin/cosmocc)",
 }
 
 
@@ -59,6 +63,7 @@ class Toolchain:
     cxx: str
     ld: str
     target_flags: tuple[str, ...] = ()
+    root: str | None = None  # cosmocc: the toolchain's folder (bin/, <arch>-linux-cosmo/)
 
     def check(self, need_cxx: bool = False) -> None:
         for tool in (self.cc, self.ld) + ((self.cxx,) if need_cxx else ()):
@@ -88,6 +93,14 @@ class Toolchain:
         table, each image's .eh_frame registered with it), because a
         personality routine in one image must work on an unwind started in
         another, and libgcc's unwinder keeps per-copy state."""
+        if self.name == "cosmocc":
+            # Cosmopolitan: libc++ from libcxx.a; compiler helpers, libcxxabi
+            # and the unwinder live in libcosmo.a, i.e. in the interpreter,
+            # which exports them.
+            lib = os.path.join(self.root or "", f"{self.arch}-linux-cosmo", "lib", "libcxx.a")
+            if cxx and not os.path.isfile(lib):
+                raise ToolchainError(f"toolchain 'cosmocc' ({self.arch}): {lib} not found")
+            return [lib] if cxx else []
         out = []
         for name in (("libstdc++.a",) if cxx else ()) + ("libgcc.a",):
             try:
@@ -103,23 +116,42 @@ class Toolchain:
         return out
 
 
-def get_toolchain(name: str = "gnu", arch: str | None = None) -> Toolchain:
+def cosmocc_root(setting: str | None = None, arch: str = "x86_64") -> str:
+    """The cosmocc toolchain's folder: the ``cosmocc`` setting, else
+    ``$COSMOCC``, else the folder above the ``cosmocc`` found on ``PATH``."""
+    root = setting or os.environ.get("COSMOCC")
+    origin = "setting 'cosmocc'" if setting else "COSMOCC"
+    if not root:
+        found = shutil.which("cosmocc")
+        if found is None:
+            raise ToolchainError(f"toolchain 'cosmocc' ({arch}): cosmocc not found on PATH; "
+                                 + INSTALL_HINTS["cosmocc"])
+        root, origin = os.path.dirname(os.path.dirname(os.path.realpath(found))), "PATH"
+    if not os.path.isfile(os.path.join(root, "bin", "cosmocc")):
+        raise ToolchainError(f"toolchain 'cosmocc' ({arch}): cosmocc not found at {root} "
+                             f"(from {origin}): expected {root}/bin/cosmocc")
+    return os.path.abspath(root)
+
+
+def get_toolchain(name: str = "gnu", arch: str | None = None,
+                  cosmocc: str | None = None) -> Toolchain:
     arch = arch or host_arch()
-    if arch not in ("x86_64", "aarch64"):
-        raise ToolchainError(f"unsupported architecture {arch!r} (choose x86_64 or aarch64)")
+    if arch not in ARCHES:
+        raise ToolchainError(f"unsupported architecture {arch!r} (choose {' or '.join(ARCHES)})")
     native = arch == host_arch()
     if name == "gnu":
         if native:
             return Toolchain("gnu", arch, "gcc", "g++", "ld")
-        p = f"{arch}-linux-gnu-"
+        p = f"{TRIPLETS[arch]}-"
         return Toolchain("gnu", arch, p + "gcc", p + "g++", p + "ld")
     if name == "clang":
-        tf = () if native else (f"--target={arch}-linux-gnu",)
-        ld = "ld" if native else f"{arch}-linux-gnu-ld"
+        tf = () if native else (f"--target={TRIPLETS[arch]}",)
+        ld = "ld" if native else f"{TRIPLETS[arch]}-ld"
         return Toolchain("clang", arch, "clang", "clang++", ld, tf)
     if name == "cosmocc":
-        # Not verifiable on machines without cosmocc; see README.
-        ld = f"{arch}-linux-cosmo-ld"
-        return Toolchain("cosmocc", arch, "cosmocc", "cosmoc++", ld,
-                         () if native else (f"-Xarch_{arch}",))
+        root = cosmocc_root(cosmocc, arch)
+        b = os.path.join(root, "bin")
+        return Toolchain("cosmocc", arch, os.path.join(b, f"{arch}-unknown-cosmo-cc"),
+                         os.path.join(b, f"{arch}-unknown-cosmo-c++"),
+                         os.path.join(b, f"{arch}-linux-cosmo-ld"), root=root)
     raise ToolchainError(f"unknown toolchain {name!r} (choose from {', '.join(TOOLCHAINS)})")

@@ -2,9 +2,14 @@
 
 ``ext(name)`` imports a module through the ordinary import system (the
 cosmoext path hook finds ``NAME.cosmoext`` on sys.path); it serves
-tests/test_ext_suite.py, whose EXTENSIONS table says what to build.
+tests/test_ext_suite.py.  What to build is ``support.extensions.EXTENSIONS``.
 Two variants are built: ``pic`` (what host CPythons load) and ``nopic``
 (what cosmocc emits; loadable only by an embedded interpreter).
+
+Markers (registered in pyproject.toml, ``--strict-markers``): ``network``
+(needs PyPI), ``qemu`` (needs qemu-aarch64 and the arm64 CPython), ``slow``
+(more than about 30 s).  The fast offline suite:
+``python3 -m pytest -m "not network and not qemu and not slow" tests``.
 """
 
 from __future__ import annotations
@@ -12,41 +17,17 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from support.build import build_suite
 
-HERE = Path(__file__).parent
-EXT_DIR = HERE / "ext"
-
-from test_ext_suite import CPP, EXTENSIONS  # noqa: E402
-
-import cosmoext._hook  # noqa: E402
-from cosmoext.build_ext import BuildSettings, build  # noqa: E402
+import cosmoext._hook
 
 cosmoext._hook.install()
 
-
-def build_variant(root: Path, pic: bool, names: list[str] | None = None) -> Path:
-    """Build every test extension into ``root`` laid out for import."""
-    root.mkdir(parents=True, exist_ok=True)
-
-    def one(name: str) -> None:
-        parts = name.split(".")
-        out = root.joinpath(*parts[:-1], parts[-1] + ".cosmoext")
-        for depth in range(1, len(parts)):
-            pkg = root.joinpath(*parts[:depth])
-            pkg.mkdir(exist_ok=True)
-            (pkg / "__init__.py").touch()
-        srcs = [str(EXT_DIR / s) for s in EXTENSIONS[name]]
-        cflags = ["-std=c++17"] if name in CPP else []
-        build(BuildSettings(name=parts[-1], sources=srcs, output=str(out), pic=pic,
-                            cflags=cflags, jobs=1, quiet=True))
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        list(pool.map(one, names or list(EXTENSIONS)))
-    return root
+# The arm64 interpreters under qemu (session fixtures shared by two test modules).
+pytest_plugins = ["support.aarch64"]
 
 
 @pytest.fixture(scope="session")
@@ -55,12 +36,12 @@ def pic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prebuilt = os.environ.get("CX_TEST_PIC_DIR")
     if prebuilt:
         return Path(prebuilt)
-    return build_variant(tmp_path_factory.mktemp("cx-pic"), pic=True)
+    return build_suite(tmp_path_factory.mktemp("cx-pic"), pic=True)
 
 
 @pytest.fixture(scope="session")
 def nopic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_variant(tmp_path_factory.mktemp("cx-nopic"), pic=False)
+    return build_suite(tmp_path_factory.mktemp("cx-nopic"), pic=False)
 
 
 @pytest.fixture(scope="session")

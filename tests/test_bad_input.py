@@ -10,7 +10,7 @@ it with ``cosmoext.load(path, name)``.  A refusal must
 * leave nothing mapped: the loader's live counters are unchanged, no mapping
   of the file remains and no PROT_NONE reservation was left behind.
 
-Corruptions of the tables are followed by ``format.reseal()`` so the SHA-256
+Corruptions of the tables are followed by ``support.build.reseal()`` so the SHA-256
 digests match and the loader's own structural validation has to catch them.
 The fuzz tests run their loads in child processes, so a crash shows up as a
 failing return code (naming the corruption) instead of killing pytest.
@@ -33,6 +33,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from support.build import reseal
+from support.refusal import refused
 
 import cosmoext
 import cosmoext.format as fmt
@@ -217,7 +219,7 @@ class Mut:
         return self._put(self.L.fixes[i].pos + o, f, value)
 
     def sealed(self) -> bytes:
-        return fmt.reseal(self.buf)
+        return reseal(self.buf)
 
     def raw(self) -> bytes:
         return bytes(self.buf)
@@ -243,23 +245,7 @@ def write(dirpath: Path, data: bytes, stem: str = NAME) -> Path:
     raise AssertionError("unreachable")
 
 
-# ---- what a refusal must look like ----------------------------------------------------------
-
-
-def _maps() -> list[str]:
-    with open("/proc/self/maps") as f:
-        return f.read().splitlines()
-
-
-def _reserved_bytes(maps: list[str]) -> int:
-    """Total size of anonymous PROT_NONE mappings (where a leaked reservation would show)."""
-    total = 0
-    for line in maps:
-        parts = line.split()
-        if parts[1] == "---p" and len(parts) == 5:
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            total += hi - lo
-    return total
+# ---- what a refusal must look like: support.refusal.refused() --------------------------------
 
 
 @contextlib.contextmanager
@@ -269,35 +255,6 @@ def digests(on: bool) -> Iterator[None]:
         yield
     finally:
         _runtime.set_verify(old)
-
-
-def refused(path: Path | str, name: str, *fragments: str) -> str:
-    """Load path as name; assert a clean ImportError containing fragments; return its text."""
-    path = os.path.abspath(os.fspath(path))
-    sys.modules.pop(name, None)
-    before = _runtime.counters()
-    maps_before = _maps()
-    with pytest.raises(ImportError) as ei:
-        cosmoext.load(path, name)
-    e = ei.value
-    msg = str(e)
-    assert type(e) is ImportError, f"{type(e).__name__}: {msg}"
-    assert msg.startswith(f"cannot load {path}: "), msg
-    assert "\n" not in msg, msg
-    for frag in fragments:
-        assert frag in msg, f"{frag!r} not in {msg!r}"
-    assert e.name == name and e.path == path
-    assert name not in sys.modules, "a half-initialised module was left in sys.modules"
-    after = _runtime.counters()
-    for key in ("live_regions", "live_bytes", "loaded"):
-        assert after[key] == before[key], f"{key}: {before[key]} -> {after[key]}: {msg}"
-    maps_after = _maps()
-    left = [line for line in maps_after if line.endswith(path)]
-    assert len(left) <= sum(line.endswith(path) for line in maps_before), \
-        "file still mapped after a failed load:\n" + "\n".join(left)
-    assert _reserved_bytes(maps_after) <= _reserved_bytes(maps_before), \
-        "address space reservation left behind after a failed load"
-    return msg
 
 
 def works(mod) -> None:
@@ -1454,13 +1411,13 @@ def payload_ranges(lay: Layout) -> list[tuple[int, int]]:
 
 
 def reseal_if_possible(lay: Layout, buf: bytearray) -> bytes:
-    """format.reseal(), unless the file header no longer locates the pristine image table
+    """support.build.reseal(), unless the file header no longer locates the pristine image table
     (then resealing would write digests into random places; the loader must refuse the
     file on its header alone)."""
     count, table = struct.unpack_from("<I", buf, 16)[0], struct.unpack_from("<Q", buf, 32)[0]
     if 1 <= count <= fmt.MAX_IMAGES and fmt.FILE_HDR.size <= table and \
             table + count * fmt.IMAGE_ENT.size <= lay.img:
-        return fmt.reseal(buf)
+        return reseal(buf)
     return bytes(buf)
 
 

@@ -15,7 +15,6 @@ single allocation.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -24,10 +23,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from support.build import build_ext
+from support.runs import WX_CHILD_SKIP, assert_all_passed, pure_site
 
 import cosmoext
 import cosmoext._runtime as rt
-from cosmoext.build_ext import BuildSettings, build
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -44,9 +44,9 @@ def closure_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if prebuilt:
         return Path(prebuilt)
     d = tmp_path_factory.mktemp("cx-closures")
-    build(BuildSettings(name="cx_closures", sources=[str(HERE / "closures" / "cx_closures.c")],
-                        output=str(d / "cx_closures.cosmoext"),
-                        include_dirs=[cosmoext.get_include()], quiet=True))
+    build_ext(name="cx_closures", sources=[str(HERE / "closures" / "cx_closures.c")],
+              output=str(d / "cx_closures.cosmoext"),
+              include_dirs=[cosmoext.get_include()], quiet=True)
     # The example, through the CLI exactly as its build.sh does.
     proc = subprocess.run([sys.executable, "-m", "cosmoext", "build-ext", "--name", "callbacks",
                            str(ROOT / "examples" / "callbacks" / "callbacks.c"),
@@ -370,7 +370,7 @@ def test_maps_audit_every_allocation(cx) -> None:
     assert _exec_mappings() == before and _wx() == []
 
 
-@pytest.mark.skipif(IN_WX_CHILD, reason="this is the W^X child")
+@pytest.mark.skipif(IN_WX_CHILD, reason=WX_CHILD_SKIP)
 def test_closures_under_wx_filter(closure_build_dir: Path) -> None:
     """This whole file again, in a child under the seccomp filter that kills
     the process on any mmap/mprotect asking for write+execute."""
@@ -379,30 +379,14 @@ def test_closures_under_wx_filter(closure_build_dir: Path) -> None:
     env = dict(os.environ, CX_CLOSURE_BUILD_DIR=str(closure_build_dir), CX_CLOSURE_WX_CHILD="1",
                PYTHONPATH=str(HERE))
     code = ("import sys, pytest\n"
-            f"sys.exit(pytest.main(['-q', '-x', '-p', 'no:cacheprovider', {__file__!r}]))\n")
+            f"sys.exit(pytest.main(['-q', '-rs', '-x', '-p', 'no:cacheprovider', {__file__!r}]))\n")
     proc = run_under_wx_filter(code, env=env, timeout=900)
     assert proc.returncode != KILLED_BY_FILTER, "a W+X mapping was requested"
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    m = re.search(r"(\d+) passed", proc.stdout)
-    assert m and int(m.group(1)) >= 30, proc.stdout[-2000:]
+    assert_all_passed(proc.stdout, __file__, skip_reason=WX_CHILD_SKIP)
 
 
-def _pure_site(dest: Path) -> Path:
-    """pytest and its pure-Python dependencies, for the embedded interpreter."""
-    import importlib.util
-
-    dest.mkdir()
-    for name in ("pytest", "_pytest", "pluggy", "iniconfig", "packaging", "py"):
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            continue
-        src = Path(spec.origin)
-        src = src.parent if spec.submodule_search_locations else src
-        (dest / src.name).symlink_to(src)
-    return dest
-
-
-@pytest.mark.skipif(IN_WX_CHILD, reason="this is the W^X child")
+@pytest.mark.skipif(IN_WX_CHILD, reason=WX_CHILD_SKIP)
 def test_closures_in_embedded_interpreter_under_wx_filter(tmp_path: Path) -> None:
     """This file again in a `cosmoext embed` interpreter (static, no dlopen,
     the runtime and its stub block linked into the executable), from non-PIC
@@ -415,25 +399,23 @@ def test_closures_in_embedded_interpreter_under_wx_filter(tmp_path: Path) -> Non
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     images = tmp_path / "nopic"
-    build(BuildSettings(name="cx_closures", sources=[str(HERE / "closures" / "cx_closures.c")],
-                        output=str(images / "cx_closures.cosmoext"), pic=False,
-                        include_dirs=[cosmoext.get_include()], quiet=True))
-    build(BuildSettings(name="callbacks",
-                        sources=[str(ROOT / "examples" / "callbacks" / "callbacks.c")],
-                        output=str(images / "callbacks.cosmoext"), pic=False,
-                        include_dirs=[cosmoext.get_include()], quiet=True))
+    build_ext(name="cx_closures", sources=[str(HERE / "closures" / "cx_closures.c")],
+              output=str(images / "cx_closures.cosmoext"), pic=False,
+              include_dirs=[cosmoext.get_include()], quiet=True)
+    build_ext(name="callbacks", sources=[str(ROOT / "examples" / "callbacks" / "callbacks.c")],
+              output=str(images / "callbacks.cosmoext"), pic=False,
+              include_dirs=[cosmoext.get_include()], quiet=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(PYTHONPATH=os.pathsep.join([str(_pure_site(tmp_path / "site")), str(HERE)]),
+    env.update(PYTHONPATH=os.pathsep.join([str(pure_site(tmp_path / "site")), str(HERE)]),
                CX_CLOSURE_BUILD_DIR=str(images), CX_CLOSURE_WX_CHILD="1")
     code = ("import subprocess, sys\n"
-            f"p = subprocess.run([{str(python)!r}, '-m', 'pytest', '-q', '-x', '-p', "
+            f"p = subprocess.run([{str(python)!r}, '-m', 'pytest', '-q', '-rs', '-x', '-p', "
             f"'no:cacheprovider', {__file__!r}], env={env!r}, capture_output=True, text=True)\n"
             "sys.stdout.write(p.stdout); sys.stderr.write(p.stderr); sys.exit(p.returncode)\n")
     proc = run_under_wx_filter(code, timeout=900)
     assert proc.returncode != KILLED_BY_FILTER, "a W+X mapping was requested"
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    m = re.search(r"(\d+) passed", proc.stdout)
-    assert m and int(m.group(1)) >= 30, proc.stdout[-2000:]
+    assert_all_passed(proc.stdout, __file__, skip_reason=WX_CHILD_SKIP)
 
 
 # ---- the example ------------------------------------------------------------------

@@ -3,9 +3,11 @@
 The tests only use the ``ext`` fixture (``ext(name) -> module``) and
 ``ext_pkg_dir``; how the modules are built and loaded is up to the conftest:
 the project's conftest builds ``.cosmoext`` images, while
-``tests/ext_conftest_so.py`` builds ordinary ``.so`` modules as a reference::
+``tests/support/ext_so_plugin.py`` builds ordinary ``.so`` modules as a reference::
 
-    python -m pytest --noconftest -p tests.ext_conftest_so tests/test_ext_suite.py
+    python -m pytest --noconftest -p tests.support.ext_so_plugin tests/test_ext_suite.py
+
+The extensions and their sources are listed in ``tests/support/extensions.py``.
 
 Module-level state inside an extension survives between tests (each module
 is imported once per session), so tests work with deltas, not absolutes.
@@ -29,27 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-# module name -> source files, relative to tests/ext
-EXTENSIONS = {
-    "cx_state": ["cx_state.c"],
-    "cx_tables": ["cx_tables.c"],
-    "cx_callback": ["cx_callback.c"],
-    "cx_errors": ["cx_errors.c"],
-    "cx_multiphase": ["cx_multiphase.c"],
-    "cx_pkg.sub": ["pkg/sub.c"],
-    "cx_pkg.sub2": ["pkg/sub2.c"],
-    "cx_cpp": ["cx_cpp.cpp"],
-    "cx_tls": ["cx_tls.c"],
-    "cx_tls_cpp": ["cx_tls_cpp.cpp"],
-    "cx_twin_a": ["cx_twin_a.c"],
-    "cx_twin_b": ["cx_twin_b.c"],
-    "cx_throw": ["cx_throw.cpp"],
-    "cx_catch": ["cx_catch.cpp"],
-}
-
-# modules that must be compiled/linked as C++ (C++17, libstdc++)
-CPP = {"cx_cpp", "cx_tls_cpp", "cx_throw", "cx_catch"}
+from support.extensions import CPP, EXTENSIONS
 
 # modules that use multi-phase initialisation (PEP 489)
 MULTI_PHASE = {"cx_state", "cx_multiphase", "cx_pkg.sub2"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import platform
 import re
 import shutil
 import subprocess
@@ -12,20 +13,27 @@ from pathlib import Path
 
 import pytest
 
+from cosmoext.embed import default_libpython
+
 ROOT = Path(__file__).resolve().parents[1]
 GEN = ROOT / "cosmoext" / "exports" / "gen_exports.py"
 LIBC_LIST = ROOT / "cosmoext" / "exports" / "libc.txt"
 RUNTIME = ROOT / "cosmoext" / "runtime"
-MULTIARCH = "/usr/lib/x86_64-linux-gnu"
-LIBC_SO = Path("/lib/x86_64-linux-gnu/libc.so.6")
-LIBM_SO = Path("/lib/x86_64-linux-gnu/libm.so.6")
+# glibc's and Debian's multiarch layout for this machine
+TRIPLET = sysconfig.get_config_var("MULTIARCH") or f"{platform.machine()}-linux-gnu"
+MULTIARCH = f"/usr/lib/{TRIPLET}"
+LIBC_SO = Path(f"/lib/{TRIPLET}/libc.so.6")
+LIBM_SO = Path(f"/lib/{TRIPLET}/libm.so.6")
 LIBC_NONSHARED = Path(MULTIARCH, "libc_nonshared.a")
-STATIC_PY = Path("/usr/lib/python3.11/config-3.11-x86_64-linux-gnu/libpython3.11.a")
+# Debian's static libpython of this interpreter's version (what `cosmoext embed` links)
+PY_VERSION = "{}.{}".format(*sys.version_info[:2])
+STATIC_PY = Path(default_libpython(platform.machine(), PY_VERSION))
 
-LIBDIR = Path(sysconfig.get_config_var("LIBDIR") or "/root/.pyenv/versions/3.11.7/lib")
-LIBPYTHON = LIBDIR / str(sysconfig.get_config_var("LDLIBRARY") or "libpython3.11.so")
+# this interpreter's own libpython
+LIBDIR = Path(sysconfig.get_config_var("LIBDIR") or Path(sys.base_prefix, "lib"))
+LIBPYTHON = LIBDIR / str(sysconfig.get_config_var("LDLIBRARY") or f"libpython{PY_VERSION}.so")
 PY_INCLUDE = sysconfig.get_paths()["include"]
-PY_LINK = f"python{sysconfig.get_config_var('LDVERSION') or '3.11'}"
+PY_LINK = f"python{sysconfig.get_config_var('LDVERSION') or PY_VERSION}"
 SUMMARY = re.compile(
     r"gen_exports: (\d+) python symbols, (\d+) libc symbols "
     r"\((\d+) listed names not in the given libraries\)"
@@ -247,7 +255,7 @@ def test_errors(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-@pytest.mark.skipif(not STATIC_PY.exists(), reason="needs libpython3.11-dev")
+@pytest.mark.skipif(not STATIC_PY.exists(), reason=f"needs libpython{PY_VERSION}-dev")
 def test_static_archives_compile(tmp_path: Path) -> None:
     gen_c = tmp_path / "gen_static.c"
     # libm.a is a GNU ld script naming libm-2.36.a and libmvec.a.

@@ -14,16 +14,19 @@ The harness self-tests (tests/test_harness.py) show both guards do fire.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from harness.audit import build_audit_lib, read_audit_log, run_with_audit
 from harness.wx_guard import maps_wx_violations, run_under_wx_filter
-from test_ext_suite import EXTENSIONS
+from support.extensions import EXTENSIONS, image_file_names, image_path
+from support.runs import EXT_SUITE, assert_all_passed
 
 HERE = Path(__file__).parent
-SUITE = str(HERE / "test_ext_suite.py")
+SUITE = str(EXT_SUITE)
 CHILD = (
     "import sys, pytest\n"
     f"sys.exit(pytest.main(['-q', '-x', '-p', 'no:cacheprovider', {SUITE!r}]))\n"
@@ -41,17 +44,10 @@ def _explain(proc: subprocess.CompletedProcess[str]) -> str:
     return f"rc={proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
-def _passed(out: str) -> int:
-    for line in reversed(out.splitlines()):
-        if " passed" in line:
-            return int(line.split(" passed")[0].split()[-1])
-    return 0
-
-
 def test_suite_under_wx_seccomp(pic_dir: Path) -> None:
     proc = run_under_wx_filter(CHILD, env=_env(pic_dir), timeout=600)
     assert proc.returncode == 0, _explain(proc)
-    assert _passed(proc.stdout) >= len(EXTENSIONS), proc.stdout[-2000:]
+    assert_all_passed(proc.stdout)
 
 
 def test_suite_under_ld_audit(pic_dir: Path, tmp_path: Path) -> None:
@@ -59,7 +55,7 @@ def test_suite_under_ld_audit(pic_dir: Path, tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     proc = run_with_audit(CHILD, lib, log, env=_env(pic_dir), timeout=600)
     assert proc.returncode == 0, _explain(proc)
-    assert _passed(proc.stdout) >= len(EXTENSIONS)
+    assert_all_passed(proc.stdout)
     opened = [name for kind, name in read_audit_log(log) if kind == "open"]
     # The audit hook saw the dynamic linker at work (the runtime itself is a .so) ...
     assert any("_runtime" in n for n in opened), opened[-20:]
@@ -75,14 +71,32 @@ def test_no_wx_mapping_after_loads(ext) -> None:
         assert maps_wx_violations() == [], name
     assert all(i["base"] % 0x10000 == 0 for i in rt.images())  # 64 KiB, as the format says
     loaded = {Path(i["path"]).name for i in rt.images()}
-    assert {n.split(".")[-1] + ".cosmoext" for n in EXTENSIONS} <= loaded
+    assert image_file_names() <= loaded
 
 
-def test_extension_so_absent(pic_dir: Path) -> None:
-    # The suite above imported .cosmoext files, not look-alike shared objects.
-    assert not list(pic_dir.rglob("*.so"))
-    out = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]);"
-         "import cx_tables; print(cx_tables.__file__)", str(pic_dir)],
-        capture_output=True, text=True, check=True).stdout
-    assert out.strip().endswith("cx_tables.cosmoext")
+def test_cosmoext_wins_over_a_native_build_beside_it(pic_dir: Path, tmp_path: Path) -> None:
+    """The suite above imported .cosmoext files, not look-alike shared objects: with a
+    native build of the same module in the same directory (a file that dlopen would
+    refuse, so taking it fails the import), the path hook still picks the .cosmoext."""
+    assert not list(pic_dir.rglob("*.so"))  # the build made images only
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    names = ["cx_tables", "cx_pkg.sub"]
+    for name in names:
+        img = image_path(tmp_path, name)
+        img.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(image_path(pic_dir, name), img)
+        image_path(tmp_path, name, suffix).write_bytes(b"not an ELF file\n")
+    (tmp_path / "cx_pkg" / "__init__.py").touch()
+    code = ("import importlib, sys; sys.path.insert(0, sys.argv[1])\n"
+            "for n in sys.argv[2:]: print(importlib.import_module(n).__file__)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path), *names],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(image_path(tmp_path, n)) for n in names]
+    # ... and the decoys are real competitors: without the images, they are what is taken.
+    for name in names:
+        image_path(tmp_path, name).unlink()
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path), names[0]],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert str(image_path(tmp_path, names[0], suffix)) in proc.stderr, proc.stderr

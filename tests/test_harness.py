@@ -446,11 +446,9 @@ def test_audit_kills_on_cosmoext_in_directory_name(audit_lib, tmp_path):
 # --------------------------------------------------------------------------
 
 _SHA_MAIN = r"""
-#define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "cxsha256.h"
 
 static unsigned char *read_all(size_t *len)
@@ -479,27 +477,6 @@ int main(int argc, char **argv)
 {
     uint8_t d[32];
     size_t len;
-
-    if (argc > 2 && strcmp(argv[1], "bench") == 0) {
-        size_t mb = (size_t)atol(argv[2]), sz = 16u << 20, rounds = (mb << 20) / sz;
-        unsigned char *buf = malloc(sz + 1);
-        struct timespec t0, t1;
-        double best = 1e30;
-        if (!buf) return 2;
-        for (size_t i = 0; i <= sz; i++) buf[i] = (unsigned char)(i * 131u + 7u);
-        for (int rep = 0; rep < 3; rep++) {
-            clock_gettime(CLOCK_MONOTONIC, &t0);
-            for (size_t r = 0; r < rounds; r++) {
-                cx_sha256(buf + (r & 1), sz, d);  /* odd offset: unaligned */
-                buf[r % sz] ^= d[0];
-            }
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-            if (s < best) best = s;
-        }
-        printf("%.1f\n", (double)(rounds * sz) / best / 1e6);
-        return 0;
-    }
 
     unsigned char *in = read_all(&len);
     if (!in) return 2;
@@ -577,7 +554,7 @@ def _run_sha(exe: Path, data: bytes, *args: str) -> str:
     return res.stdout.decode().strip()
 
 
-def test_sha256(tmp_path, capsys):
+def test_sha256(tmp_path):
     exe = _compile_sha(tmp_path, "cxsha")
     # Known-answer vectors (FIPS 180-2 examples) independent of hashlib.
     assert _run_sha(exe, b"abc") == (
@@ -593,10 +570,6 @@ def test_sha256(tmp_path, capsys):
             assert _run_sha(exe, data, "oneshot", off) == want, (
                 f"oneshot {label} +{off}"
             )
-
-    mbps = float(_run_sha(exe, b"", "bench", "128"))
-    with capsys.disabled():
-        print(f"\n[cxsha256] gcc -O2: {mbps:.1f} MB/s")
 
 
 def test_sha256_every_length_up_to_300(tmp_path):

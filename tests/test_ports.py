@@ -5,8 +5,8 @@
 * the static no-dlopen interpreter from ``cosmoext embed``, with non-PIC
   images (the shape cosmocc emits).
 
-The work is done by ``examples/ports.py`` (the same code the README's manual
-commands run); ``examples/cxguard.py`` proves inside each run that the
+The work is done by ``tests/support/ports.py`` (the same code the README's
+manual commands run); ``tests/support/cxguard.py`` proves inside each run that the
 modules are the ``.cosmoext`` images and that no native build exists on
 ``sys.path`` or was ever mapped.  Expected counts and the reason for every
 test that does not pass live in ``examples/<port>/port.toml``.  greenlet's
@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import ports
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-sys.path.insert(0, str(EXAMPLES))
-import ports  # noqa: E402
+# Builds from PyPI sdists, and takes minutes.
+pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 RUNS = [("ujson", "host"), ("ujson", "embed"), ("greenlet", "host"), ("greenlet", "embed")]
 _results: dict[tuple[str, str], dict[str, Any]] = {}
@@ -70,12 +70,12 @@ def test_guard_refuses_a_native_build_on_sys_path(work: ports.Work, tmp_path: Pa
     r = _result(work, "ujson", "host")
     fake = tmp_path / "native"
     fake.mkdir()
-    so = fake / "ujson.cpython-311-x86_64-linux-gnu.so"
+    so = fake / ("ujson" + sysconfig.get_config_var("EXT_SUFFIX"))
     so.write_bytes(b"")
     (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update(PYTHONPATH=r["pythonpath"] + os.pathsep + str(fake), CXGUARD_MODULES="ujson")
-    cmd = [r["python"], "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "cxguard",
+    cmd = [r["python"], "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "support.cxguard",
            str(tmp_path / "test_x.py")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr

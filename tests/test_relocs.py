@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cosmoext import elf
 from cosmoext import format as fmt
-from cosmoext.backends.x86_64 import NAMES
+from cosmoext.link import elf
+from cosmoext.link.x86_64 import NAMES
 from cosmoext.toolchain import get_toolchain
 
 SRC = Path(__file__).parent / "ext" / "reloc" / "cx_reloc.c"

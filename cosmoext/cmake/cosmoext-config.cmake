@@ -147,7 +147,7 @@ function(_cosmoext_python_includes arch out)
   set(code [=[
 import sys, sysconfig
 try:
-    from cosmoext.build_ext import python_include_dirs
+    from cosmoext.pipeline import python_include_dirs
     dirs = python_include_dirs(sys.argv[1])
 except ImportError:
     dirs = [sysconfig.get_paths()["include"]]

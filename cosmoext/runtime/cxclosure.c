@@ -1,39 +1,6 @@
-/* cxclosure: closures without code generation.
-
-   The design is libffi's static-trampoline idea, with the linker doing the
-   pairing: a block of CX_CLOSURE_POOL identical stubs is assembled into the
-   runtime's own .text (read+execute, mapped by whoever loaded the runtime:
-   the dynamic linker, the static interpreter's kernel exec, or the APE
-   loader), and a static table of as many {handler, userdata} slots lives in
-   .bss.  Stub i reaches slot i PC-relatively at a distance fixed at link
-   time, so creating a closure writes only the slot: no memory is mapped,
-   nothing becomes executable, no instruction is ever written.  That is why
-   it works unchanged under strict W^X (Linux with a seccomp filter, OpenBSD,
-   macOS on Apple silicon, where only MAP_JIT could make new code).
-
-   The alternative, mapping more pages of the runtime's own file as code
-   (libffi maps its trampoline page again for every table it needs), was
-   not taken: the runtime is sometimes a shared object, sometimes part of a
-   static executable or of an APE whose text the APE loader copied, and on
-   macOS a file mapping of unsigned code is refused.  The price of a static
-   pool is a fixed limit, COSMOEXT_CLOSURE_POOL live closures (16384: 256 KiB
-   of stubs per architecture, 256 KiB of slots that are only touched as
-   they are used); freed closures are reused.
-
-   Each stub, 16 bytes:
-     x86_64:  endbr64; lea slot_i(%rip), %r11; jmp enter
-     aarch64: bti c;   adrp x16, slot_i; add x16, x16, :lo12:slot_i; b enter
-   `enter` (one copy) saves the argument registers, calls
-   cx_closure_enter_c(slot), which loads the handler, records the user data
-   in a thread-local variable and returns the handler; it restores the
-   registers, pops its frame and jumps to the handler.  The handler runs
-   with the caller's exact arguments and stack and returns straight to the
-   caller.  The landing pads (endbr64, bti c) keep the stubs valid targets
-   of indirect calls if the runtime is ever built with CET/BTI.  x18 and x28
-   (reserved by cosmocc) are never touched.
-
-   The free list is a lock-free stack of slot indices with a generation tag
-   (no ABA), plus a bump counter for slots never used yet. */
+/* cxclosure: closures without code generation.  Stub i, assembled into the
+   runtime's own text, reaches slot i PC-relatively, so making a closure writes
+   only data and works under strict W^X (design: docs/runtime.md). */
 #include "cxclosure.h"
 
 #if defined(__APPLE__) && !(defined(__has_include) && __has_include(<unistd.h>))

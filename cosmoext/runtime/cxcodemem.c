@@ -1,12 +1,6 @@
-/* cxcodemem: image memory per platform (see cxcodemem.h for the design).
-
-   Builds three ways:
-   - ordinary POSIX (Linux, BSDs): <sys/mman.h>, kind chosen at compile time;
-   - Apple: the SDK's headers when present, else compat/cx_darwin.h, our own
-     declarations of the few functions and constants used (so the MAP_JIT path
-     compiles on a machine without the SDK: clang --target=arm64-apple-macos11);
-   - Cosmopolitan (__COSMOPOLITAN__): one binary for every OS, kind chosen at
-     run time with IsXnu()/IsWindows(). */
+/* cxcodemem: image memory per platform (docs/runtime.md).  Builds with the
+   POSIX headers, with Apple's SDK or without it (compat/cx_darwin.h), or with
+   cosmocc, where the kind is chosen at run time. */
 #if !defined(__APPLE__)
 #define _GNU_SOURCE 1
 #endif

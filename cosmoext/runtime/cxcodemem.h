@@ -1,57 +1,6 @@
-/* cxcodemem: the runtime's platform layer for image memory, and the only
-   place where it asks for executable memory.
-
-   The loader (cxload.c) reserves an image's address range, maps each
-   segment into it, writes fixups and then gives every segment its final
-   protection.  How memory that will hold code may be written differs per
-   platform, so those steps go through this layer:
-
-   CX_CODEMEM_MPROTECT  Linux, the BSDs, Intel macOS.  Code is mapped
-       read-write (private, from the file where possible), written, then
-       mprotect()ed to read+execute.  A segment that needs no writing is
-       mapped read+execute straight from the file.  On aarch64 the
-       instruction cache is synchronised after the write.
-
-   CX_CODEMEM_MAP_JIT   macOS on Apple silicon, where the kernel refuses any
-       page that is both writable and executable and refuses to make
-       anonymous or unsigned-file memory executable with mprotect().  The
-       only way to write code is a MAP_JIT region (which must be anonymous
-       and cannot be MAP_FIXED): the whole image is reserved as one MAP_JIT
-       mapping at the chosen address, everything but its code ranges is
-       then replaced by ordinary PROT_NONE mappings, and code bytes are
-       copied in inside a per-thread write window
-       (pthread_jit_write_protect_np(0) ... (1)) followed by
-       sys_icache_invalidate().  Outside a window a thread sees the JIT
-       pages as read+execute; the window is open only on the loading thread
-       and only while it loads.  (mprotect() on MAP_JIT memory fails on
-       Apple silicon, so the pages stay MAP_JIT afterwards.)  Code is always
-       copied: an mmap(PROT_EXEC) of a .cosmoext file would be refused as
-       unsigned code.
-
-   CX_CODEMEM_WINDOWS   Windows, as Cosmopolitan exposes it.  Cosmopolitan's
-       mmap() there is CreateFileMapping + MapViewOfFileEx with an
-       execute-capable section (PAGE_EXECUTE_READWRITE for anonymous memory,
-       PAGE_EXECUTE_WRITECOPY for private file views), then VirtualProtect()
-       to the protection asked for; its mprotect() is VirtualProtect().  So
-       each page is RW or RX, never both, and RW -> RX works.  But Windows
-       cannot split a view: Cosmopolitan makes one view per 64 KiB granule
-       (for mappings up to 100 MiB), MAP_FIXED must be granule-aligned, and
-       file offsets must be too.  Every segment is therefore an anonymous
-       mapping rounded up to 64 KiB (the format's segment alignment) with
-       the file bytes copied in, then VirtualProtect()ed.  Images larger
-       than 100 MiB cannot be loaded there (one view for the whole
-       reservation, which MAP_FIXED cannot replace piecewise).
-
-   Which kind applies: at compile time for ordinary builds; at run time in a
-   Cosmopolitan build (__COSMOPOLITAN__), whose one binary runs on every OS:
-   IsXnu() on aarch64 -> MAP_JIT, IsWindows() -> WINDOWS, else MPROTECT.
-
-   What ran where: MPROTECT on Linux x86_64 (the whole test suite, also under
-   a seccomp filter that kills any W+X request) and on Linux aarch64 under
-   qemu-user.  MAP_JIT: compiled with clang --target=arm64-apple-macos11
-   (tests/test_macos_compile.py), not run.  WINDOWS and the Cosmopolitan
-   run-time selection: not compiled here (no cosmocc); what they rely on was
-   read from Cosmopolitan's libc/intrin/mmap.c and mprotect.c. */
+/* cxcodemem: image memory per platform (mprotect; MAP_JIT on Apple silicon;
+   Windows through Cosmopolitan), the only place the runtime asks for
+   executable memory.  Why each platform needs its own path: docs/runtime.md. */
 #ifndef CXCODEMEM_H
 #define CXCODEMEM_H
 #include <stddef.h>

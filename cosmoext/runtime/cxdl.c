@@ -1,14 +1,18 @@
-/* Unwinder hooks: images' unwinders (libgcc_eh, LLVM libunwind) find FDEs
-   through _dl_find_object or dl_iterate_phdr.  Images import those names
-   from the export table, which points here: we answer for loaded images
-   and defer to the C library for everything else. */
+/* The dl* answers images get (cxhost.c resolves those names here): the
+   unwinder's _dl_find_object and dl_iterate_phdr, which answer for loaded
+   images and defer to the C library for the rest; and dlopen & co., which
+   never reach the system dynamic loader. */
 #define _GNU_SOURCE 1
+#include "cxdl.h"
+
 #include <elf.h>
 #include <link.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <dlfcn.h>
 
+#include "cxhost.h"
 #include "cxload.h"
 
 #define CX_MAX_PHDRS (8 + 2)
@@ -74,4 +78,45 @@ int cx_dl_iterate_phdr(int (*cb)(void *info, size_t size, void *data), void *dat
     if (r) return r;
   }
   return 0;
+}
+
+/* As if statically linked against the export table, so probes for optional
+   functions (psutil's dlopen("libc.so.6") + dlsym("mallinfo2")) fall back. */
+static char cx_host_handle;
+static _Thread_local const char *cx_dl_err;
+static _Thread_local char cx_dl_buf[320];
+
+void *cx_dlopen(const char *file, int mode) {
+  (void)mode;
+  if (file == NULL) return &cx_host_handle;
+  snprintf(cx_dl_buf, sizeof cx_dl_buf,
+           "%.200s: a .cosmoext image cannot open shared objects (no dynamic loading)", file);
+  cx_dl_err = cx_dl_buf;
+  return NULL;
+}
+
+void *cx_dlsym(void *handle, const char *name) {
+  if (handle != NULL && handle != &cx_host_handle) { /* RTLD_DEFAULT is NULL */
+    cx_dl_err = "dlsym: invalid handle (only dlopen(NULL) and RTLD_DEFAULT are known)";
+    return NULL;
+  }
+  const void *a = cx_resolve(name, cx_gnu_hash_str(name));
+  if (a == NULL) {
+    snprintf(cx_dl_buf, sizeof cx_dl_buf,
+             "undefined symbol: %.200s (not in this interpreter's export table)", name);
+    cx_dl_err = cx_dl_buf;
+  }
+  return (void *)a;
+}
+
+int cx_dlclose(void *handle) {
+  if (handle == &cx_host_handle) return 0;
+  cx_dl_err = "dlclose: invalid handle";
+  return -1;
+}
+
+char *cx_dlerror(void) {
+  const char *e = cx_dl_err;
+  cx_dl_err = NULL;
+  return (char *)e;
 }

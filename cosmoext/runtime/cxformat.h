@@ -1,6 +1,7 @@
-/* The .cosmoext format, version 1 (docs/format.md; cosmoext/format.py is
-   the Python twin).  Little-endian; the loader reads fields with memcpy so
-   nothing here relies on the file being aligned in memory. */
+/* The .cosmoext format, version 1 (docs/format.md).  cosmoext/format.py is
+   the Python twin; tests/test_format_agreement.py checks they agree.
+   Little-endian; the loader reads fields with memcpy so nothing here relies
+   on the file being aligned in memory. */
 #ifndef CXFORMAT_H
 #define CXFORMAT_H
 #include <stdint.h>

@@ -1,6 +1,6 @@
-/* cosmoext runtime loader: maps a .cosmoext image in place of dlopen.
-   Freestanding in spirit: only open/fstat/mmap/mprotect/munmap/close and a
-   few string functions, so the same file builds with cosmocc. */
+/* The loader's public face: cx_load maps a .cosmoext image in place of
+   dlopen.  It uses the C library (stdio, malloc, pthreads, mmap through
+   cxcodemem.c); the stages are in cxvalidate/cxplace/cxfixup/cxtls_*. */
 #ifndef CXLOAD_H
 #define CXLOAD_H
 #include <stddef.h>
@@ -8,7 +8,7 @@
 
 #define CX_ERRLEN 1024
 
-/* What the interpreter side provides. */
+/* What the interpreter side provides (module.c, cxhost.c). */
 struct cx_host {
   const char *target;     /* "linux-gnu", "cosmo", ... */
   const char *python_abi; /* "cp311" */
@@ -70,31 +70,5 @@ struct cx_counters {
   uint64_t loaded, failed, live_bytes, live_regions;
 };
 void cx_get_counters(struct cx_counters *c);
-
-/* Static TLS reserve (embedded interpreters only): set by the host. */
-struct cx_tls_reserve {
-  intptr_t tpoff; /* reserve start minus the thread pointer */
-  size_t size, used;
-};
-/* (offsets below are from the reserve's start) */
-extern struct cx_tls_reserve *cx_static_tls;
-void cx_static_tls_init(void); /* embedded builds (CX_STATIC_TLS_RESERVE) */
-int cx_static_tls_can_seed(char *err, size_t errlen);
-int cx_static_tls_seed(size_t off, const void *data, size_t n, char *err, size_t errlen);
-
-/* Dynamic TLS (the loader's __tls_get_addr). */
-size_t cx_tls_register(const void *tmpl, size_t filesz, size_t memsz, size_t align);
-void cx_tls_unregister(size_t module);
-void *cx_tls_get_addr(void *ti);
-#if defined(__aarch64__)
-/* TLS descriptor resolvers (cxtls.c; called with x0 = the descriptor, return
-   the variable's offset from tpidr_el0, preserve every other register). */
-void cx_tlsdesc_static(void);  /* argument: the offset itself (static TLS) */
-void cx_tlsdesc_dynamic(void); /* argument: module << 48 | offset in its block */
-#endif
-
-/* Unwinder hooks exported to images in place of the libc ones. */
-int cx_dl_iterate_phdr(int (*cb)(void *info, size_t size, void *data), void *data);
-int cx_dl_find_object(void *pc, void *result);
 
 #endif

@@ -1,30 +1,7 @@
-/* cosmoext._runtime.closure(callable, signature): a C function pointer that
-   calls a Python callable, made from the closure pool (cxclosure.c), so no
-   memory is ever writable and executable (unlike ctypes' CFUNCTYPE, which
-   gets an RWX page from libffi on this platform).
-
-   Signature: "R(ARGS)", one letter per type:
-     v void (result only)   b/B int8/uint8    h/H int16/uint16
-     i/I int32/uint32       l/L q/Q int64/uint64 (long, long long)
-     z size_t  n ssize_t    p void * (an int in Python; None -> NULL as result)
-     f float   d double
-   e.g. "i(ii)", "i(pp)" (a qsort comparator), "v(p)", "l(l)", "d(d)".
-
-   Three C handlers serve every signature.  On x86_64 (SysV) and aarch64
-   (AAPCS64, Apple's too) integer-class and floating-point arguments travel in
-   separate register files, each filled in order, and a narrow integer or a
-   float occupies the low bits of its register.  So one handler declared
-   with six integer and eight double parameters receives the arguments of
-   any prototype with at most 6 integer-class and 8 floating-point arguments
-   (the ones that fit in registers on both ABIs) and picks them out in
-   signature order; handlers returning uint64_t, double and float cover every
-   result type.  Stack-passed arguments, structs and variadic calls are not
-   supported here (C code can use cosmoext_closure_new directly for those).
-
-   Each call takes the GIL with PyGILState_Ensure, so a closure may be called
-   from any thread, including ones Python never saw.  If the callable raises,
-   the exception is reported with PyErr_WriteUnraisable (as ctypes does) and
-   the closure returns 0. */
+/* cosmoext._runtime.closure(callable, signature): a closure from the pool
+   (cxclosure.c) that calls a Python callable.  Three handlers serve every
+   signature, as register-passed arguments land in the same registers
+   whatever the prototype (docs/runtime.md). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>

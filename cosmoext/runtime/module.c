@@ -1,21 +1,18 @@
-/* cosmoext._runtime: the Python face of the loader.
-
-   create_module(spec) / exec_module(module) follow what CPython's
-   _imp.create_dynamic / _imp.exec_dynamic do for a dlopen()ed extension:
-   _Py_PackageContext carries the full name into PyModule_Create, a
-   PyModuleDef result means multi-phase init (PEP 489), anything else is a
-   single-phase module registered with _PyImport_FixupExtensionObject. */
+/* cosmoext._runtime: the Python face of the loader.  create_module and
+   exec_module do what CPython's _imp.create_dynamic / _imp.exec_dynamic do
+   for a dlopen()ed extension (docs/runtime.md). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cxclosure.h"
 #include "cxcodemem.h"
 #include "cxexports.h"
+#include "cxhost.h"
 #include "cxload.h"
 #include "cxpyclosure.h"
+#include "cxtls_static.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -38,122 +35,9 @@
 #define CX_TARGET "unknown"
 #endif
 
-/* Names the runtime itself provides, ahead of the generated table. */
-static void *cx_dlopen(const char *file, int mode);
-static void *cx_dlsym(void *handle, const char *name);
-static int cx_dlclose(void *handle);
-static char *cx_dlerror(void);
-/* The interpreter's unwinder (libgcc_s, or libgcc_eh in a static build).
-   Images do not link their own: a personality routine in one image must be
-   able to work on an unwind started in another. */
-#include <unwind.h>
-extern void __register_frame_info(const void *, void *);
-extern const void *_Unwind_Find_FDE(void *, void *);
-extern void *__deregister_frame_info(const void *);
-extern _Unwind_Reason_Code __gcc_personality_v0(int, _Unwind_Action, _Unwind_Exception_Class,
-                                                struct _Unwind_Exception *,
-                                                struct _Unwind_Context *);
 
-static void register_frames(const void *eh_frame) {
-  /* libgcc's struct object is six words today; the rest is slack. */
-  void *ob = calloc(1, 256);
-  if (ob) __register_frame_info(eh_frame, ob);
-}
-
-#define UNWIND(name) {0, #name, (const void *)name}
-static struct cx_export overrides[] = {
-    UNWIND(_Unwind_RaiseException),
-    UNWIND(_Unwind_Resume),
-    UNWIND(_Unwind_Resume_or_Rethrow),
-    UNWIND(_Unwind_DeleteException),
-    UNWIND(_Unwind_ForcedUnwind),
-    UNWIND(_Unwind_Backtrace),
-    UNWIND(_Unwind_GetGR),
-    UNWIND(_Unwind_SetGR),
-    UNWIND(_Unwind_GetIP),
-    UNWIND(_Unwind_GetIPInfo),
-    UNWIND(_Unwind_SetIP),
-    UNWIND(_Unwind_GetCFA),
-    UNWIND(_Unwind_GetLanguageSpecificData),
-    UNWIND(_Unwind_GetRegionStart),
-    UNWIND(_Unwind_GetDataRelBase),
-    UNWIND(_Unwind_GetTextRelBase),
-    UNWIND(_Unwind_FindEnclosingFunction),
-    UNWIND(_Unwind_Find_FDE),
-    UNWIND(__register_frame_info),
-    UNWIND(__deregister_frame_info),
-    UNWIND(__gcc_personality_v0),
-    {0, "__tls_get_addr", (const void *)cx_tls_get_addr},
-    {0, "_dl_find_object", (const void *)cx_dl_find_object},
-    {0, "dl_iterate_phdr", (const void *)cx_dl_iterate_phdr},
-    {0, "dlopen", (const void *)cx_dlopen},
-    {0, "dlsym", (const void *)cx_dlsym},
-    {0, "dlclose", (const void *)cx_dlclose},
-    {0, "dlerror", (const void *)cx_dlerror},
-    {0, "cosmoext_closure_new", (const void *)cosmoext_closure_new},
-    {0, "cosmoext_closure_free", (const void *)cosmoext_closure_free},
-    {0, "cosmoext_closure_userdata", (const void *)cosmoext_closure_userdata},
-};
-
-static uint32_t override_hash[sizeof overrides / sizeof overrides[0]];
-
-static const void *resolve(const char *name, uint32_t hash) {
-  /* The runtime's own few names first (hash compare, then the name). */
-  for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++) {
-    if (!override_hash[i]) override_hash[i] = cx_gnu_hash_str(overrides[i].name);
-    if (override_hash[i] == hash && strcmp(overrides[i].name, name) == 0)
-      return overrides[i].addr;
-  }
-  const struct cx_export *e = cx_export_find(name, hash);
-  return e ? e->addr : NULL;
-}
-
-/* dlopen & co. for images.  Images never reach the system dynamic loader;
-   they see what a program linked statically against the export table would:
-   dlopen(NULL) is the interpreter (its export table), opening any file
-   fails with a dlerror() message, and dlsym() looks names up in the export
-   table.  Extensions that probe for optional functions this way (psutil's
-   dlopen("libc.so.6") + dlsym("mallinfo2")) take their fallback path. */
-static char cx_host_handle;
-static _Thread_local const char *cx_dl_err;
-static _Thread_local char cx_dl_buf[320];
-
-static void *cx_dlopen(const char *file, int mode) {
-  (void)mode;
-  if (file == NULL) return &cx_host_handle;
-  snprintf(cx_dl_buf, sizeof cx_dl_buf,
-           "%.200s: a .cosmoext image cannot open shared objects (no dynamic loading)", file);
-  cx_dl_err = cx_dl_buf;
-  return NULL;
-}
-
-static void *cx_dlsym(void *handle, const char *name) {
-  if (handle != NULL && handle != &cx_host_handle) { /* RTLD_DEFAULT is NULL */
-    cx_dl_err = "dlsym: invalid handle (only dlopen(NULL) and RTLD_DEFAULT are known)";
-    return NULL;
-  }
-  const void *a = resolve(name, cx_gnu_hash_str(name));
-  if (a == NULL) {
-    snprintf(cx_dl_buf, sizeof cx_dl_buf,
-             "undefined symbol: %.200s (not in this interpreter's export table)", name);
-    cx_dl_err = cx_dl_buf;
-  }
-  return (void *)a;
-}
-
-static int cx_dlclose(void *handle) {
-  if (handle == &cx_host_handle) return 0;
-  cx_dl_err = "dlclose: invalid handle";
-  return -1;
-}
-
-static char *cx_dlerror(void) {
-  const char *e = cx_dl_err;
-  cx_dl_err = NULL;
-  return (char *)e;
-}
-
-static const struct cx_host host = {CX_TARGET, CX_PYTHON_ABI, resolve, register_frames};
+static const struct cx_host host = {CX_TARGET, CX_PYTHON_ABI, cx_resolve,
+                                   cx_register_frames};
 static struct cx_load_stats last_stats;
 static uint64_t last_init_ns;
 
@@ -357,7 +241,7 @@ static PyObject *resolve_py(PyObject *self, PyObject *arg) {
   (void)self;
   const char *name = PyUnicode_AsUTF8(arg);
   if (!name) return NULL;
-  const void *a = resolve(name, cx_gnu_hash_str(name));
+  const void *a = cx_resolve(name, cx_gnu_hash_str(name));
   if (!a) Py_RETURN_NONE;
   return PyLong_FromVoidPtr((void *)a);
 }

@@ -4,8 +4,8 @@
 # psutil 7.2.2 ported the same way: in this CPython through the host finder
 # (PIC images) and in the static interpreter made by `cosmoext embed` (non-PIC
 # images; the stdlib module resource is built from CPython's sources for it).
-# Arguments go to examples/ports.py: --interp host|embed, --work DIR, -v, --json.
+# Arguments go to tests/support/ports.py: --interp host|embed, --work DIR, -v, --json.
 # Needs what .ci/setup.sh installs (run it once first).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-exec python3 examples/ports.py greenlet "$@"
+exec python3 tests/support/ports.py greenlet "$@"

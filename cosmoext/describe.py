@@ -1,0 +1,63 @@
+"""What a .cosmoext file holds: the ``--json`` object and the verdict-first text."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from . import format as fmt
+
+SCHEMA = "cosmoext.inspect/1"
+
+
+def describe(path: str) -> dict[str, Any]:
+    """The --json object for a file (``valid`` false with ``error`` if it is not)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        images = fmt.parse(data)
+    except (OSError, fmt.FormatError) as e:
+        return {"schema": SCHEMA, "file": path, "valid": False, "error": str(e), "images": []}
+    out = []
+    for img in images:
+        counts = Counter(fmt.FIXUP_NAMES.get(f.kind, str(f.kind)) for f in img.fixups)
+        out.append({
+            "arch": img.arch_name,
+            "target": img.target,
+            "python_abi": img.python_abi,
+            "module": img.name,
+            "flags": [n for b, n in fmt.FLAG_NAMES.items() if img.flags & b],
+            "needs_near_placement": bool(img.flags & (fmt.F_NEAR_HOST | fmt.F_LOW_IMAGE
+                                                       | fmt.F_LOW_HOST)),
+            "needs_static_tls": bool(img.flags & fmt.F_STATIC_TLS),
+            "vsize": img.vsize,
+            "segments": [{"kind": fmt.SEG_NAMES[s.kind], "vaddr": s.vaddr, "memsz": s.memsz,
+                          "filesz": len(s.data)} for s in img.segments],
+            "fixups": dict(sorted(counts.items())),
+            "imports": [{"name": i.name, "weak": i.weak} for i in img.imports],
+            "tls": {"filesz": img.tls[1], "memsz": img.tls[2], "align": img.tls[3]},
+            "init_array": img.init_array[1],
+            "sha256": img.sha256.hex(),
+        })
+    return {"schema": SCHEMA, "file": path, "valid": True, "images": out}
+
+
+def format_text(d: dict[str, Any]) -> str:
+    """Verdict first, then one block per image."""
+    if not d["valid"]:
+        return f"{d['file']}: INVALID: {d['error']}"
+    imgs = d["images"]
+    lines = [f"{d['file']}: OK: module '{imgs[0]['module']}', {len(imgs)} image(s) "
+             f"({', '.join(i['arch'] for i in imgs)})"]
+    for i in imgs:
+        place = ("needs near placement (non-PIC)" if i["needs_near_placement"]
+                 else "position-independent")
+        lines.append(f"  {i['arch']}: target {i['target']}, {i['python_abi']}, {place}"
+                     + (", static TLS" if i["needs_static_tls"] else ""))
+        lines.append("    segments: "
+                     + ", ".join(f"{s['kind']} {s['memsz']}" for s in i["segments"]))
+        lines.append("    fixups: "
+                     + (", ".join(f"{k} {v}" for k, v in i["fixups"].items()) or "none"))
+        names = [m["name"] + (" (weak)" if m["weak"] else "") for m in i["imports"]]
+        lines.append(f"    imports ({len(names)}): " + ", ".join(names))
+    return "\n".join(lines)

@@ -1,0 +1,53 @@
+/* One load in progress: the state cxload.c hands to validation, placement,
+   fixups and static TLS while it maps an image (internal to the loader). */
+#ifndef CXLOADCTX_H
+#define CXLOADCTX_H
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cxformat.h"
+#include "cxload.h"
+
+struct cx_ctx {
+  const char *path;
+  const char *want_name; /* module the caller imports; NULL: any */
+  char *err;
+  size_t errlen;
+  const struct cx_host *host;
+  int fd;
+  const unsigned char *file; /* read-only view of the whole file */
+  size_t file_size;
+  uint64_t img_off; /* image offset in file */
+  const unsigned char *img;
+  uint64_t img_size;
+  struct cx_image_hdr h;
+  struct cx_segment seg[CX_MAX_SEGMENTS];
+  unsigned seg_has_fixups[CX_MAX_SEGMENTS];
+  const void **imp_addr;
+  const char *strtab;
+  uintptr_t base;
+  size_t page;
+  intptr_t tls_tpoff; /* static TLS block offset from the thread pointer */
+  size_t tls_module;
+  uint32_t req;           /* requirements derived from the fixups */
+  size_t tls_used_before; /* static reserve watermark, restored on failure */
+  size_t tls_start;       /* the image's block, from the reserve's start */
+  int tls_seeded;         /* its template bytes were written: never reuse it */
+};
+
+#pragma GCC visibility push(hidden) /* internal to the runtime */
+/* One error format: the caller prefixes "cannot load PATH: ".  Returns -1. */
+int cx_fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#pragma GCC visibility pop
+
+static inline const char *cx_str_at(struct cx_ctx *c, uint32_t off) {
+  return off < c->h.str_size ? c->strtab + off : NULL;
+}
+
+/* Fixup i of the (validated) table; the file need not be aligned. */
+static inline void cx_read_fixup(struct cx_ctx *c, uint32_t i, struct cx_fixup *f) {
+  memcpy(f, c->img + c->h.fix_off + (uint64_t)i * CX_FIXUP_SIZE, sizeof *f);
+}
+
+#endif

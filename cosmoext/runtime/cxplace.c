@@ -1,0 +1,145 @@
+/* Placement and mapping: the base addresses a non-PIC image can live at,
+   the reservation, segments mapped, then given their final protection.
+   Memory itself goes through cxcodemem.c, so nothing is ever W+X. */
+#define _GNU_SOURCE 1
+#include "cxplace.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "cxcodemem.h"
+#include "cxformat.h"
+
+_Static_assert(CX_PROT_R == CX_MEM_R && CX_PROT_W == CX_MEM_W && CX_PROT_X == CX_MEM_X, "prot");
+
+/* Window [lo, hi] of acceptable base addresses. */
+static int placement_window(struct cx_ctx *c, uint32_t req, uint64_t *lo, uint64_t *hi,
+                            const char **why) {
+  *lo = 0x10000;
+  *hi = UINT64_MAX - c->h.vsize;
+  *why = NULL;
+  const int64_t reach = (int64_t)1 << 31;
+  if (req & CX_F_LOW_IMAGE) {
+    uint64_t lim = 0x100000000ull; /* abs32 zero-extends: 4 GiB; abs32s: 2 GiB */
+    for (uint32_t i = 0; i < c->h.fix_count; i++) {
+      struct cx_fixup f;
+      cx_read_fixup(c, i, &f);
+      if (f.sym == CX_SYM_BASE && f.kind == CX_FX_ABS32S) lim = 0x80000000ull;
+    }
+    if (lim < c->h.vsize) return -1;
+    if (*hi > lim - c->h.vsize) *hi = lim - c->h.vsize;
+    *why = "32-bit absolute addresses of its own code and data need it in the low 2-4 GiB";
+  }
+  if (req & CX_F_NEAR_HOST) {
+    for (uint32_t i = 0; i < c->h.fix_count; i++) {
+      struct cx_fixup f;
+      cx_read_fixup(c, i, &f);
+      if ((f.kind != CX_FX_PC32 && f.kind != CX_FX_A64_ADRP) || f.sym >= c->h.imp_count) continue;
+      /* ADRP of an absent weak symbol becomes a MOVZ: no reach needed */
+      if (f.kind == CX_FX_A64_ADRP && !c->imp_addr[f.sym]) continue;
+      /* PC32: +-2 GiB; ADRP: +-4 GiB between pages, so one page less for addresses */
+      uint64_t range = f.kind == CX_FX_PC32 ? (uint64_t)reach : 2 * (uint64_t)reach - 4096;
+      uint64_t s = (uint64_t)(uintptr_t)c->imp_addr[f.sym] + (uint64_t)f.addend;
+      /* need |s - (base + vaddr)| < range, conservatively for the whole image */
+      uint64_t a = s > range ? s - range + c->h.vsize : 0;
+      uint64_t b = s + range > s ? s + range - c->h.vsize : UINT64_MAX;
+      if (a > *lo) *lo = a;
+      if (b < *hi) *hi = b;
+    }
+    *why = *why ? "it needs both the low 2 GiB and PC-relative reach of the host's symbols"
+                : "PC-relative references to the host's symbols need it within reach of them";
+  }
+  return *lo <= *hi ? 0 : -1;
+}
+
+static size_t page_up(struct cx_ctx *c, uint64_t x) {
+  return (size_t)((x + c->page - 1) & ~(uint64_t)(c->page - 1));
+}
+
+/* Address space for the image (cxcodemem.c): inaccessible, except that on
+   macOS ARM64 its code ranges are created as MAP_JIT memory right away. */
+static void *try_reserve(struct cx_ctx *c, uint64_t want, size_t size) {
+  struct cx_code_range code[CX_MAX_SEGMENTS];
+  unsigned n = 0;
+  for (uint32_t i = 0; i < c->h.seg_count; i++)
+    if (c->seg[i].prot & CX_PROT_X)
+      code[n++] = (struct cx_code_range){(size_t)c->seg[i].vaddr, page_up(c, c->seg[i].memsz)};
+  return cx_codemem_reserve((uintptr_t)want, size, code, n);
+}
+
+/* Reserve vsize bytes of address space at a base satisfying req. */
+int cx_reserve(struct cx_ctx *c, uint32_t req) {
+  size_t size = (size_t)c->h.vsize;
+  if (!(req & (CX_F_NEAR_HOST | CX_F_LOW_IMAGE))) {
+    void *p = try_reserve(c, 0, size);
+    if (!p) return cx_fail(c->err, c->errlen, "cannot reserve %zu bytes of address space", size);
+    c->base = (uintptr_t)p;
+    return 0;
+  }
+  uint64_t lo, hi;
+  const char *why;
+  if (placement_window(c, req, &lo, &hi, &why) < 0)
+    return cx_fail(c->err, c->errlen,
+                   "non-PIC image cannot be placed: %s, and no address satisfies that in this "
+                   "process (the host's symbols are too far apart or too high); rebuild with "
+                   "--pic, or load it in an interpreter made by 'cosmoext embed'", why);
+  /* Walk candidates outwards from the middle of the window. */
+  uint64_t mid = lo + (hi - lo) / 2, step = 64ull << 20;
+  for (unsigned k = 0; k < 512; k++) {
+    uint64_t off = (uint64_t)((k + 1) / 2) * step;
+    uint64_t cand = (k & 1) ? (mid > off ? mid - off : 0) : mid + off;
+    cand &= ~(uint64_t)(CX_ALIGN - 1);
+    if (cand < lo || cand > hi) {
+      if (off > hi - lo) break;
+      continue;
+    }
+    void *p = try_reserve(c, cand, size);
+    if (p) {
+      c->base = (uintptr_t)p;
+      return 0;
+    }
+  }
+  return cx_fail(c->err, c->errlen,
+                 "non-PIC image cannot be placed: %s, and no free address range of %zu bytes was "
+                 "found there; rebuild with --pic, or load it in an interpreter made by "
+                 "'cosmoext embed'", why, size);
+}
+
+/* Map segments (cxcodemem.c).  A segment that needs writing at load time
+   (fixups, or a zeroed tail after file data) is mapped writable first and is
+   never executable while it is: RW then RX, or a MAP_JIT write window. */
+int cx_map_segments(struct cx_ctx *c) {
+  for (uint32_t i = 0; i < c->h.seg_count; i++) {
+    struct cx_segment *s = &c->seg[i];
+    uintptr_t at = c->base + (uintptr_t)s->vaddr;
+    int tail = s->filesz % c->page != 0 && s->memsz > s->filesz;
+    int writable_now = c->seg_has_fixups[i] || tail || (s->prot & CX_PROT_W);
+    if (cx_codemem_map(at, page_up(c, s->memsz), c->fd, c->img_off + s->offset,
+                       (size_t)s->filesz, c->img + s->offset, s->prot, writable_now,
+                       c->page) != 0)
+      return cx_fail(c->err, c->errlen, "mmap of segment %u failed: %s", i, strerror(errno));
+  }
+  return 0;
+}
+
+int cx_protect_segments(struct cx_ctx *c) {
+  for (uint32_t i = 0; i < c->h.seg_count; i++) {
+    struct cx_segment *s = &c->seg[i];
+    if (s->prot & CX_PROT_W) continue; /* data stays RW */
+    int tail = s->filesz % c->page != 0 && s->memsz > s->filesz;
+    if (!c->seg_has_fixups[i] && !tail) continue; /* already mapped with final protection */
+    /* RX/R; for code also the instruction cache (and the MAP_JIT window) */
+    if (cx_codemem_protect(c->base + (uintptr_t)s->vaddr, page_up(c, s->memsz), s->prot) != 0)
+      return cx_fail(c->err, c->errlen, "mprotect of segment %u failed: %s", i, strerror(errno));
+  }
+  return 0;
+}
+
+void cx_unmap_all(struct cx_ctx *c) {
+  cx_codemem_abort(); /* a MAP_JIT write window may still be open */
+  if (c->base) {
+    munmap((void *)c->base, (size_t)c->h.vsize);
+    c->base = 0;
+  }
+}

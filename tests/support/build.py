@@ -1,0 +1,57 @@
+"""Building test images and re-sealing corrupted ones."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from cosmoext import format as fmt
+from cosmoext.pipeline import build_extension
+from cosmoext.settings import Settings
+
+from .extensions import EXTENSIONS, cflags, make_packages, sources
+
+
+def build_ext(*, name: str, sources: Sequence[str], output: str, pic: bool | None = None,
+              arch: list[str] | None = None, cflags: Sequence[str] = (),
+              include_dirs: Sequence[str] = (), jobs: int = 1, quiet: bool = True) -> str:
+    """Build one test extension quietly (the library API the CLI uses)."""
+    s = Settings(pic=pic, jobs=jobs)
+    if arch:
+        s.arch = list(arch)
+    return build_extension(name, sources, s, output=output, cflags=cflags,
+                           include_dirs=include_dirs, quiet=quiet)
+
+
+def build_suite(root: Path, *, pic: bool, arch: list[str] | None = None,
+                names: Iterable[str] | None = None) -> Path:
+    """Build the test extensions (default: all of EXTENSIONS) into ``root``, laid out
+    for import (see :func:`support.extensions.make_packages`); return ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+
+    def one(name: str) -> None:
+        out = make_packages(root, name)
+        build_ext(name=name.split(".")[-1], sources=sources(name), output=str(out), pic=pic,
+                  arch=arch, cflags=cflags(name), jobs=1, quiet=True)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        list(pool.map(one, list(names or EXTENSIONS)))
+    return root
+
+
+def reseal(data: bytes | bytearray) -> bytes:
+    """Recompute every image's digests in place (for tests that corrupt tables)."""
+    buf = bytearray(data)
+    _, _, _, _, count, _, _, table = fmt.FILE_HDR.unpack_from(buf, 0)
+    for i in range(count):
+        pos = table + i * fmt.IMAGE_ENT.size
+        arch, r0, r1, off, size, _ = fmt.IMAGE_ENT.unpack_from(buf, pos)
+        if size >= fmt.IMAGE_HDR.size and off + size <= len(buf):
+            img = buf[off:off + size]
+            buf[off + fmt.META_DIGEST_AT:off + fmt.META_DIGEST_AT + 32] = fmt.meta_digest(img)
+        digest = hashlib.sha256(bytes(buf[off:off + size])).digest()
+        fmt.IMAGE_ENT.pack_into(buf, pos, arch, r0, r1, off, size, digest)
+    return bytes(buf)
