@@ -29,7 +29,8 @@ def run_tool(cmd: list[str], what: str, verbose: bool = False, *, cwd: str | Non
         raise ToolchainError(f"{cmd[0]}: not found") from e
     if proc.returncode:
         out = (proc.stdout + proc.stderr).rstrip()
-        first = next((ln.strip() for ln in proc.stderr.splitlines() if ln.strip()), "")
+        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        first = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "")
         raise error(f"{what} failed (exit {proc.returncode})" + (f": {first}" if first else "")
                     + f"\n  command: {' '.join(cmd)}" + (f"\n{out}" if out else ""))
     if verbose or show_output:

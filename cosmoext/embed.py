@@ -196,8 +196,9 @@ def _cosmo_build(s: Settings, arch: str) -> _Build:
            "--libc-lib", os.path.join(root, f"{arch}-linux-cosmo", "lib", "libcosmo.a"),
            "--nm", os.path.join(root, "bin", f"{arch}-linux-cosmo-nm"),
            "--member", COSMO_SHARED_MEMBERS, "--no-ifunc"]
-    # The stdlib is in the executable's own zip: no environment needed.
-    defs = ['-DCX_HOME="/zip"', '-DCX_STDLIB="/zip/Lib"', "-DPy_BUILD_CORE_BUILTIN"]
+    # The stdlib is in the executable's own zip (/zip/lib/pythonX.Y, where
+    # getpath looks with this home): no environment needed.
+    defs = ['-DCX_HOME="/zip"']
     return _Build(arch, [tc.cc], libpython, include, config_c, [*others, "-lm"], [], gen, defs)
 
 
@@ -283,7 +284,8 @@ def embed(output: str, s: Settings) -> str:
               flush=True)
         # Appending to the executable itself keeps the entries' offsets
         # absolute, which is how Cosmopolitan's /zip reads them.
+        majmin = _lib_version(_cosmo_build(s, s.arch[0]).libpython)
         with zipfile.ZipFile(exe, "a", zipfile.ZIP_DEFLATED) as z:
-            _zip_tree(z, Path(stdlib), Path("Lib"), tmp, pyc=False)
-            _zip_tree(z, Path(__file__).parent, Path("Lib/cosmoext"), tmp, pyc=True)
+            _zip_tree(z, Path(stdlib), Path(f"lib/python{majmin}"), tmp, pyc=False)
+            _zip_tree(z, Path(__file__).parent, Path("cosmoext"), tmp, pyc=True)
         return write_atomic(out, Path(exe).read_bytes(), mode=0o755)

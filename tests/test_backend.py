@@ -126,11 +126,14 @@ def test_pyproject_settings_table(demo: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("setting", "message"), [
     ("archh=x86_64", "config setting (-C): unknown setting 'archh' (did you mean 'arch'?)"),
     ("arch=mips", "setting 'arch': unsupported architecture mips (choose from x86_64, aarch64)"),
-    ("toolchain=cosmocc", "toolchain 'cosmocc' (x86_64): cosmocc not found"),
+    ("toolchain=cosmocc cosmocc=/nonexistent",
+     f"toolchain 'cosmocc' ({platform.machine()}): cosmocc not found at /nonexistent "
+     "(from setting 'cosmocc'): expected /nonexistent/bin/cosmocc"),
+    ("toolchain=cosmocc pic=true", "setting 'pic': cosmocc cannot make position-independent"),
     ("pic=maybe", "setting 'pic': expected true or false, got 'maybe'"),
 ])
 def test_bad_settings(demo: Path, tmp_path: Path, setting: str, message: str) -> None:
-    proc = _pip_wheel(demo, tmp_path / "w", "-C", setting)
+    proc = _pip_wheel(demo, tmp_path / "w", *(a for kv in setting.split() for a in ("-C", kv)))
     assert proc.returncode != 0
     errors = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines()
               if ln.strip().startswith("cosmoext: error:")]

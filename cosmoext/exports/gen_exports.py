@@ -40,6 +40,10 @@ RESERVED = frozenset(
     }
 )  # fmt: skip
 # nm classes of defined global symbols (lowercase t/d/b/r/... are local).
+# "i" is STT_GNU_IFUNC; --no-ifunc leaves those out (Cosmopolitan: taking an
+# ifunc's address from data makes ld emit a canonical PLT entry whose slot
+# only an IRELATIVE processor would fill, and cosmo has none; the runtime's
+# own names table has plain wrappers for them, cxhost.c).
 GLOBAL_CLASSES = frozenset("BCDGRSTVWiu")
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # GROUP(...) / INPUT(...) bodies of GNU ld scripts, allowing one AS_NEEDED(...).
@@ -58,8 +62,10 @@ def gnu_hash(name: str) -> int:
     return h
 
 
-def _run_nm(nm: str, path: Path, *, dynamic: bool) -> set[str]:
-    """Return the linkable defined global symbol names ``nm`` reports."""
+def _run_nm(nm: str, path: Path, *, dynamic: bool,
+            members: re.Pattern[str] | None = None, ifunc: bool = True) -> set[str]:
+    """Return the linkable defined global symbol names ``nm`` reports
+    (only those of archive members whose name matches ``members``, if given)."""
     cmd = [nm, "--defined-only", "-f", "sysv", *(["-D"] if dynamic else []), str(path)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -69,12 +75,19 @@ def _run_nm(nm: str, path: Path, *, dynamic: bool) -> set[str]:
         detail = (proc.stderr.strip().splitlines() or ["no diagnostics"])[-1]
         raise GenError(f"{nm} failed on {path} (exit {proc.returncode}): {detail}")
     names: set[str] = set()
+    member = ""
     for line in proc.stdout.splitlines():
+        m = re.match(r"Symbols from .*\[(.*)\]:$", line.strip())
+        if m:
+            member = m.group(1)
+            continue
+        if members is not None and not members.fullmatch(member):
+            continue
         fields = line.split("|")
         if len(fields) < 7:
             continue  # headers, blank lines, "Symbols from x.a[y.o]:"
         name, cls, typ = fields[0].strip(), fields[2].strip(), fields[3].strip()
-        if cls not in GLOBAL_CLASSES or typ == "TLS":
+        if cls not in GLOBAL_CLASSES or typ == "TLS" or (cls == "i" and not ifunc):
             continue
         name, _, version = name.partition("@")
         if version and (not version.startswith("@") or "PRIVATE" in version):
@@ -98,19 +111,21 @@ def _script_inputs(path: Path) -> list[Path]:
     return inputs
 
 
-def library_symbols(nm: str, path: Path, seen: frozenset[Path] = frozenset()) -> set[str]:
+def library_symbols(nm: str, path: Path, seen: frozenset[Path] = frozenset(),
+                    ifunc: bool = True) -> set[str]:
     """Return the defined global symbols of an archive, ELF file or ld script."""
     if not path.is_file():
         raise GenError(f"library not found: {path}")
     with path.open("rb") as f:
         magic = f.read(8)
     if magic in (b"!<arch>\n", b"!<thin>\n"):
-        return _run_nm(nm, path, dynamic=False)
+        return _run_nm(nm, path, dynamic=False, ifunc=ifunc)
     is_script = not magic.startswith(b"\x7fELF") and path not in seen
     if is_script and (inputs := _script_inputs(path)):
         seen |= {path}
-        return set().union(*(library_symbols(nm, p, seen) for p in inputs))
-    return _run_nm(nm, path, dynamic=True) or _run_nm(nm, path, dynamic=False)
+        return set().union(*(library_symbols(nm, p, seen, ifunc) for p in inputs))
+    return (_run_nm(nm, path, dynamic=True, ifunc=ifunc)
+            or _run_nm(nm, path, dynamic=False, ifunc=ifunc))
 
 
 def read_libc_list(path: Path) -> list[str]:
@@ -151,21 +166,27 @@ def render(names: Iterable[str]) -> str:
 
 def generate(args: argparse.Namespace) -> str:
     """Collect the symbols named by *args*, write the output, return the summary."""
-    listed = read_libc_list(args.libc_list) if args.libc_list else []
+    listed = list(dict.fromkeys(n for p in args.libc_list for n in read_libc_list(p)))
     python: set[str] = set()
     for lib in args.python_lib:
         python |= {n for n in library_symbols(args.nm, lib) if n.startswith(PY_PREFIXES)}
     if not python:
         raise GenError("no Python symbols found in the --python-lib files")
 
+    whole: set[str] = set()
+    if args.member:
+        pat = re.compile(args.member)
+        for lib in args.libc_lib:
+            whole |= _run_nm(args.nm, lib, dynamic=False, members=pat,
+                             ifunc=not args.no_ifunc) - RESERVED
     if args.libc_lib:
         defined: set[str] = set()
         for lib in args.libc_lib:
-            defined |= library_symbols(args.nm, lib)
+            defined |= library_symbols(args.nm, lib, ifunc=not args.no_ifunc)
         found = [n for n in listed if n in defined]
     else:
         found = listed
-    libc = [n for n in found if n not in python]
+    libc = [n for n in dict.fromkeys([*found, *sorted(whole)]) if n not in python]
 
     try:
         args.out.write_text(render([*python, *libc]))
@@ -182,9 +203,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="gen_exports.py", description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="C file to write")
     ap.add_argument("--python-lib", type=Path, action="append", default=[], metavar="PATH")
-    ap.add_argument("--libc-list", type=Path, metavar="libc.txt")
+    ap.add_argument("--libc-list", type=Path, action="append", default=[], metavar="libc.txt",
+                    help="curated names (repeatable: lists are joined)")
     ap.add_argument("--libc-lib", type=Path, action="append", default=[], metavar="PATH")
     ap.add_argument("--nm", default="nm", help="nm program (default: nm)")
+    ap.add_argument("--no-ifunc", action="store_true",
+                    help="leave out GNU indirect functions of --libc-lib (Cosmopolitan)")
+    ap.add_argument("--member", metavar="REGEX",
+                    help="also export every defined global of --libc-lib archive members "
+                    "whose name matches (e.g. Cosmopolitan's libcxxabi + libunwind objects)")
     args = ap.parse_args(argv)
     if args.libc_lib and not args.libc_list:
         ap.error("--libc-lib requires --libc-list")

@@ -4,6 +4,9 @@
 #if !defined(__APPLE__)
 #define _GNU_SOURCE 1
 #endif
+#if defined(__COSMOPOLITAN__)
+#define _COSMO_SOURCE 1 /* IsXnu(), IsWindows() (libc/dce.h) */
+#endif
 #include "cxcodemem.h"
 
 #if defined(__APPLE__)

@@ -31,7 +31,9 @@ static uintptr_t g_relro_lo, g_relro_hi;
 static char *thread_pointer(void) {
   char *tp;
 #if defined(__x86_64__)
-  __asm__("mov %%fs:0, %0" : "=r"(tp));
+  /* This exact text: cosmocc's tlscc rewrites it into `call __get_tls_<reg>`,
+     which reads the thread pointer the way the host OS keeps it. */
+  __asm__("movq\t%%fs:0, %0" : "=r"(tp));
 #elif defined(__aarch64__)
   __asm__("mrs %0, tpidr_el0" : "=r"(tp));
 #else
@@ -57,6 +59,26 @@ static int find_template(struct dl_phdr_info *info, size_t size, void *data) {
   }
   return 1; /* the executable is reported first */
 }
+
+#if defined(__COSMOPOLITAN__)
+/* Cosmopolitan's dl_iterate_phdr reports no PT_TLS; its TLS template is
+   [_tdata_start, _tdata_end), copied into every new thread (mktls.c). */
+extern unsigned char _tdata_start[] __attribute__((__weak__));
+extern unsigned char _tdata_end[] __attribute__((__weak__));
+static void find_template_cosmo(void) {
+  if (!_tdata_start || _tdata_end <= _tdata_start) return;
+  unsigned char *t =
+      memmem(_tdata_start, _tdata_end - _tdata_start, CX_RESERVE_SIG, sizeof CX_RESERVE_SIG);
+  if (!t || (size_t)(_tdata_end - t) < CX_STATIC_TLS_RESERVE) return;
+  g_template = t;
+#if defined(__x86_64__)
+  /* ape.lds puts .tdata, page-aligned, in the read-only segment: writes go
+     through an mprotect window.  aarch64.lds keeps it writable beside .data. */
+  g_relro_lo = (uintptr_t)_tdata_start;
+  g_relro_hi = (uintptr_t)_tdata_end;
+#endif
+}
+#endif
 
 /* Other threads, minus those already there at start-up: under qemu-user
    /proc/self/task also lists qemu's own threads (docs/runtime.md). */
@@ -84,7 +106,12 @@ void cx_static_tls_init(void) {
   g_reserve.used = CX_RESERVE_SKIP;
   long n = count_threads();
   g_threads_at_start = n > 1 ? n - 1 : 0;
+#if defined(__COSMOPOLITAN__)
+  (void)find_template;
+  find_template_cosmo();
+#else
   dl_iterate_phdr(find_template, NULL);
+#endif
   cx_static_tls = &g_reserve;
 }
 

@@ -8,6 +8,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 PyMODINIT_FUNC PyInit__runtime(void);
 #ifdef CX_ADD_CONTEXTVARS
@@ -44,6 +45,12 @@ int main(int argc, char **argv) {
   PyConfig config;
   PyConfig_InitPythonConfig(&config);
   PyStatus st = PyConfig_SetBytesArgv(&config, argc, argv);
+#ifdef CX_HOME
+  /* The stdlib is in the executable's own zip: a fixed home stops getpath
+     from probing the build's prefix (PYTHONHOME still wins). */
+  if (!PyStatus_Exception(st) && !getenv("PYTHONHOME"))
+    st = PyConfig_SetString(&config, &config.home, L"" CX_HOME);
+#endif
 #ifdef CX_STDLIB
   if (!PyStatus_Exception(st)) {
     config.module_search_paths_set = 1;
