@@ -18,10 +18,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ._proc import probe as _run
+from .errors import CosmoextError
 from .toolchain import (
     DEBIAN_ARCH,
     INSTALL_HINTS,
     TRIPLETS,
+    Toolchain,
     get_toolchain,
     host_arch,
     host_python_abi,
@@ -185,7 +187,10 @@ class Doctor:
         h, x = self.host, self.cross
         gnu, clang = get_toolchain("gnu", h), get_toolchain("clang", h)
         xgnu, xclang = get_toolchain("gnu", x), get_toolchain("clang", x)
-        cosmo = get_toolchain("cosmocc", h)
+        try:
+            cosmo = get_toolchain("cosmocc", h)
+        except CosmoextError:  # not on PATH, no COSMOCC: reported as the missing cosmocc
+            cosmo = Toolchain("cosmocc", h, "cosmocc", "cosmoc++", f"{h}-linux-cosmo-ld")
 
         gcc = self.tool(gnu.cc, "compiler", gcc_like=True)
         gxx = self.tool(gnu.cxx, "compiler", gcc_like=True)
@@ -197,8 +202,8 @@ class Doctor:
         self.tool(xgnu.ld, "cross linker")
         self.tool(f"qemu-{x}", "emulator", alternatives=(f"qemu-{x}-static",),
                   note=f"runs {x} test programs")
-        self.tool(cosmo.cc, "compiler", note="not verified by this project")
-        self.tool(cosmo.cxx, "compiler", note="not verified by this project")
+        self.tool(cosmo.cc, "compiler", note="cosmocc, for this architecture")
+        self.tool(cosmo.cxx, "compiler", note="cosmocc, for this architecture")
         self.tool(cosmo.ld, "linker", note="cosmocc's binutils")
         self.tool("cmake", "build tool", note="the CMake / scikit-build-core route")
         self.tool("ninja", "build tool", note="optional: CMake falls back to make")
@@ -238,7 +243,8 @@ class Doctor:
             Route(f"clang-{x}", f"cross build for {x} with clang --target={TRIPLETS[x]}",
                   [xclang.cc, xclang.cxx, xclang.ld, *xl, headers.id],
                   wants=[xeh, xheaders.id, f"qemu-{x}"]),
-            Route("cosmocc", "Cosmopolitan cosmocc, target cosmo (not verified here)",
+            Route("cosmocc", "Cosmopolitan cosmocc, target cosmo (verified with a toolchain "
+                  "built from Cosmopolitan's source, not the official cosmocc)",
                   [cosmo.cc, cosmo.cxx, cosmo.ld]),
             Route("embed", "cosmoext embed: static interpreter with the loader built in",
                   [gnu.cc, gnu.ld, libc.id, libpython.id, headers.id]),

@@ -175,6 +175,11 @@ COSMO_SHARED_MEMBERS = (r"(abort_message|cxa_[a-z_]+|fallback_malloc|private_typ
                         r"atomics)\.o")
 
 
+# Compiler helpers (compiler-rt in libcosmo.a: __udivti3, __popcountdi2,
+# __addtf3, __floattidf ...), which images call like libgcc's.
+COMPILER_HELPERS = r"__[a-z][a-z0-9]*[0-9]|__(fix|float|extend|trunc)[a-z0-9]+"
+
+
 def _cosmo_build(s: Settings, arch: str) -> _Build:
     """A Cosmopolitan CPython build (setting 'cosmo-python') and cosmocc."""
     from .pipeline import cosmo_python_dir
@@ -195,7 +200,7 @@ def _cosmo_build(s: Settings, arch: str) -> _Build:
     gen = ["--libc-list", str(EXPORTS / "libc.txt"), "--libc-list", str(EXPORTS / "cosmo.txt"),
            "--libc-lib", os.path.join(root, f"{arch}-linux-cosmo", "lib", "libcosmo.a"),
            "--nm", os.path.join(root, "bin", f"{arch}-linux-cosmo-nm"),
-           "--member", COSMO_SHARED_MEMBERS, "--no-ifunc"]
+           "--member", COSMO_SHARED_MEMBERS, "--name-pattern", COMPILER_HELPERS, "--no-ifunc"]
     # The stdlib is in the executable's own zip (/zip/lib/pythonX.Y, where
     # getpath looks with this home): no environment needed.
     defs = ['-DCX_HOME="/zip"']

@@ -134,12 +134,12 @@ function(_cosmoext_settings out_tc out_arch out_target)
 endfunction()
 
 # The Python headers build-ext uses for ARCH (the cross headers for a cross build).
-function(_cosmoext_python_includes arch out)
+function(_cosmoext_python_includes tc arch out)
   if(COSMOEXT_PYTHON_INCLUDE_DIRS)
     set(${out} "${COSMOEXT_PYTHON_INCLUDE_DIRS}" PARENT_SCOPE)
     return()
   endif()
-  get_property(cached GLOBAL PROPERTY _cosmoext_python_includes_${arch})
+  get_property(cached GLOBAL PROPERTY _cosmoext_python_includes_${tc}_${arch})
   if(cached)
     set(${out} "${cached}" PARENT_SCOPE)
     return()
@@ -148,19 +148,22 @@ function(_cosmoext_python_includes arch out)
 import sys, sysconfig
 try:
     from cosmoext.pipeline import python_include_dirs
-    dirs = python_include_dirs(sys.argv[1])
+    from cosmoext.settings import Settings
+    dirs = python_include_dirs(sys.argv[1], Settings(toolchain=sys.argv[2],
+                                                     cosmocc=sys.argv[3] or None))
 except ImportError:
     dirs = [sysconfig.get_paths()["include"]]
 print(";".join(dirs))
 ]=])
   execute_process(COMMAND ${COSMOEXT_COMMAND_ENV} "${Python_EXECUTABLE}" -c "${code}" "${arch}"
+                          "${tc}" "${COSMOCC_ROOT}"
                   WORKING_DIRECTORY "${CMAKE_BINARY_DIR}"
                   RESULT_VARIABLE rc OUTPUT_VARIABLE dirs ERROR_VARIABLE err
                   OUTPUT_STRIP_TRAILING_WHITESPACE)
   if(NOT rc EQUAL 0 OR NOT dirs)
     message(FATAL_ERROR "cosmoext: cannot find the Python headers for ${arch}: ${err}")
   endif()
-  set_property(GLOBAL PROPERTY _cosmoext_python_includes_${arch} "${dirs}")
+  set_property(GLOBAL PROPERTY _cosmoext_python_includes_${tc}_${arch} "${dirs}")
   set(${out} "${dirs}" PARENT_SCOPE)
 endfunction()
 
@@ -266,7 +269,7 @@ function(cosmoext_add_module name)
 
   add_library(${name} OBJECT ${sources})
   _cosmoext_apply(${name} ${pic} ${tc} ${arch})
-  _cosmoext_python_includes(${arch} py_includes)
+  _cosmoext_python_includes(${tc} ${arch} py_includes)
   target_include_directories(${name} PRIVATE ${py_includes})
 
   set(libs "")
@@ -288,6 +291,9 @@ function(cosmoext_add_module name)
   endif()
   if(COSMOEXT_LD)
     list(APPEND link_args --ld "${COSMOEXT_LD}")
+  endif()
+  if(tc STREQUAL "cosmocc" AND COSMOCC_ROOT)
+    list(APPEND link_args --cosmocc "${COSMOCC_ROOT}")
   endif()
   if(cxx)
     if(NOT CMAKE_CXX_COMPILER)

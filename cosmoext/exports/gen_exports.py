@@ -179,6 +179,11 @@ def generate(args: argparse.Namespace) -> str:
         for lib in args.libc_lib:
             whole |= _run_nm(args.nm, lib, dynamic=False, members=pat,
                              ifunc=not args.no_ifunc) - RESERVED
+    if args.name_pattern:
+        named = re.compile(args.name_pattern)
+        for lib in args.libc_lib:
+            whole |= {n for n in library_symbols(args.nm, lib, ifunc=not args.no_ifunc)
+                      if named.fullmatch(n)} - RESERVED
     if args.libc_lib:
         defined: set[str] = set()
         for lib in args.libc_lib:
@@ -207,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="curated names (repeatable: lists are joined)")
     ap.add_argument("--libc-lib", type=Path, action="append", default=[], metavar="PATH")
     ap.add_argument("--nm", default="nm", help="nm program (default: nm)")
+    ap.add_argument("--name-pattern", metavar="REGEX",
+                    help="also export every defined global of --libc-lib whose name matches "
+                    "(e.g. compiler helpers such as __udivti3)")
     ap.add_argument("--no-ifunc", action="store_true",
                     help="leave out GNU indirect functions of --libc-lib (Cosmopolitan)")
     ap.add_argument("--member", metavar="REGEX",

@@ -17,17 +17,18 @@ from .extensions import EXTENSIONS, cflags, make_packages, sources
 
 def build_ext(*, name: str, sources: Sequence[str], output: str, pic: bool | None = None,
               arch: list[str] | None = None, cflags: Sequence[str] = (),
-              include_dirs: Sequence[str] = (), jobs: int = 1, quiet: bool = True) -> str:
+              include_dirs: Sequence[str] = (), jobs: int = 1, quiet: bool = True,
+              toolchain: str = "gnu") -> str:
     """Build one test extension quietly (the library API the CLI uses)."""
-    s = Settings(pic=pic, jobs=jobs)
+    s = Settings(pic=pic, jobs=jobs, toolchain=toolchain)
     if arch:
         s.arch = list(arch)
     return build_extension(name, sources, s, output=output, cflags=cflags,
                            include_dirs=include_dirs, quiet=quiet)
 
 
-def build_suite(root: Path, *, pic: bool, arch: list[str] | None = None,
-                names: Iterable[str] | None = None) -> Path:
+def build_suite(root: Path, *, pic: bool | None, arch: list[str] | None = None,
+                names: Iterable[str] | None = None, toolchain: str = "gnu") -> Path:
     """Build the test extensions (default: all of EXTENSIONS) into ``root``, laid out
     for import (see :func:`support.extensions.make_packages`); return ``root``."""
     root.mkdir(parents=True, exist_ok=True)
@@ -35,7 +36,7 @@ def build_suite(root: Path, *, pic: bool, arch: list[str] | None = None,
     def one(name: str) -> None:
         out = make_packages(root, name)
         build_ext(name=name.split(".")[-1], sources=sources(name), output=str(out), pic=pic,
-                  arch=arch, cflags=cflags(name), jobs=1, quiet=True)
+                  arch=arch, cflags=cflags(name), jobs=1, quiet=True, toolchain=toolchain)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(one, list(names or EXTENSIONS)))
