@@ -585,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         for port in args.ports:
             req, _, exts = PORTS[port]
             log(f"{port}: building ({req}) with cosmoext wheel and with pip wheel")
-            cx_whl = work.wheel(req, pic=True)
+            cx_whl = work.wheel(req, "pic")
             built = [b["seconds"] for b in work.builds if b["wheel"] == str(cx_whl)]
             nat_whl, nat_s = native_wheel(req, root / "native" / port)
             targets = {"cosmoext": root / "t-cx" / port, "native": root / "t-native" / port}

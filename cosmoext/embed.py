@@ -12,6 +12,7 @@ libpython the same steps make a ``python.com`` (not verified here).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import py_compile
 import re
@@ -111,7 +112,8 @@ def _package_zip(dest: str) -> bytes:
     check_inputs)."""
     tmp = dest + ".zip"
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        _zip_tree(z, Path(__file__).parent, Path("cosmoext"), os.path.dirname(dest), pyc=True)
+        _zip_tree(z, Path(__file__).parent, Path("cosmoext"), os.path.dirname(dest),
+                  PACKAGE_FILES)
     data = Path(tmp).read_bytes()
     os.unlink(tmp)
     return data
@@ -243,18 +245,31 @@ def _link(s: Settings, b: _Build, tmp: str) -> str:
     return exe
 
 
-def _zip_tree(z: zipfile.ZipFile, src: Path, arc: Path, tmp: str, pyc: bool) -> None:
+PACKAGE_FILES = (".py", ".ld", ".txt", ".pth")
+
+
+def _zip_tree(z: zipfile.ZipFile, src: Path, arc: Path, tmp: str,
+              only: tuple[str, ...] | None = None, pycache: bool = False) -> None:
+    """Add ``src`` under ``arc``, each module with an unchecked-hash .pyc: a
+    zip cannot take the .pyc files an import would write, and compiling at
+    every start-up would cost more than the start-up itself.  The .pyc goes
+    beside the module for zipimport, or into ``__pycache__`` (``pycache``)
+    where the zip is a folder (Cosmopolitan's /zip)."""
+    c = os.path.join(tmp, "x.pyc")
     for p in sorted(src.rglob("*")):
-        if not p.is_file() or "__pycache__" in p.parts or (
-                pyc and p.suffix not in (".py", ".ld", ".txt", ".pth")):
+        if not p.is_file() or "__pycache__" in p.parts or (only and p.suffix not in only):
             continue
         name = arc / p.relative_to(src)
         z.write(p, str(name))
-        if pyc and p.suffix == ".py":
-            c = os.path.join(tmp, "x.pyc")
-            py_compile.compile(str(p), cfile=c, dfile=str(name), doraise=True,
-                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-            z.write(c, str(name.with_suffix(".pyc")))
+        if p.suffix == ".py":
+            try:
+                py_compile.compile(str(p), cfile=c, dfile=str(name), doraise=True,
+                                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+            except py_compile.PyCompileError:
+                continue  # e.g. lib2to3's deliberately broken test data
+            cached = (importlib.util.cache_from_source(str(name)) if pycache
+                      else str(name.with_suffix(".pyc")))
+            z.write(c, cached)
 
 
 def embed(output: str, s: Settings) -> str:
@@ -291,6 +306,8 @@ def embed(output: str, s: Settings) -> str:
         # absolute, which is how Cosmopolitan's /zip reads them.
         majmin = _lib_version(_cosmo_build(s, s.arch[0]).libpython)
         with zipfile.ZipFile(exe, "a", zipfile.ZIP_DEFLATED) as z:
-            _zip_tree(z, Path(stdlib), Path(f"lib/python{majmin}"), tmp, pyc=False)
-            _zip_tree(z, Path(__file__).parent, Path("cosmoext"), tmp, pyc=True)
+            lib = Path(f"lib/python{majmin}")
+            _zip_tree(z, Path(stdlib), lib, tmp, pycache=True)
+            _zip_tree(z, Path(__file__).parent, lib / "cosmoext", tmp, PACKAGE_FILES,
+                      pycache=True)
         return write_atomic(out, Path(exe).read_bytes(), mode=0o755)

@@ -262,3 +262,33 @@ def test_pip_wheel_with_cosmocc(python_com: Path, cosmo_tools: tuple[Path, Path]
     for cmd in (x86(python_com, "-c", code), a64(python_com, cosmo_tools, "-c", code)):
         proc = cosmo.run(cmd, cosmo.clean_env(PYTHONPATH=str(site)))
         assert proc.returncode == 0 and proc.stdout.strip() == want, proc.stdout + proc.stderr
+
+
+BEFORE_AND_AFTER = """\
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+go, done = threading.Event(), []
+def early():  # started before the import: its TLS block predates the image
+    go.wait()
+    done.append((tlc.push(7), tlc.push(8), tlc.total(), tlc.size()))
+t = threading.Thread(target=early); t.start()
+import cx_tls_cpp as tlc
+tlc.push(100)
+go.set(); t.join()
+late = []
+t2 = threading.Thread(target=lambda: late.append((tlc.push(1), tlc.total()))); t2.start(); t2.join()
+print(done, late, tlc.size(), tlc.total(), [r[1] for r in tlc.run_threads(8, 1000)])
+"""
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_thread_locals_in_threads_before_and_after_the_import(
+        python_com: Path, cosmo_tools: tuple[Path, Path], cosmo_images: Path, arch: str) -> None:
+    """C++ thread_local (zero-initialised TLS from the reserve, constructors run
+    per thread) in a thread that existed before the import, one made after it,
+    and 8 native threads."""
+    args = ("-c", BEFORE_AND_AFTER, str(cosmo_images))
+    cmd = x86(python_com, *args) if arch == "x86_64" else a64(python_com, cosmo_tools, *args)
+    proc = cosmo.run(cmd, cosmo.clean_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[0] == "[(1, 2, 15, 2)] [(1, 1)] 1 100 " + str([1000] * 8)

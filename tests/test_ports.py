@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ports
+from support import cosmo, ports
 
 # Builds from PyPI sdists, and takes minutes.
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 RUNS = [("ujson", "host"), ("ujson", "embed"), ("greenlet", "host"), ("greenlet", "embed")]
+# The real APE python.com with cosmocc images: x86_64 natively, aarch64 under qemu.
+COSMO_RUNS = [("ujson", "cosmo"), ("greenlet", "cosmo"), ("ujson", "cosmo-aarch64"),
+              ("greenlet", "cosmo-aarch64")]
 _results: dict[tuple[str, str], dict[str, Any]] = {}
 
 
@@ -42,8 +45,19 @@ def _result(work: ports.Work, name: str, interp: str) -> dict[str, Any]:
     return _results[name, interp]
 
 
-@pytest.mark.parametrize(("name", "interp"), RUNS, ids=[f"{n}-{i}" for n, i in RUNS])
+def _params() -> list[Any]:
+    out: list[Any] = [pytest.param(n, i, id=f"{n}-{i}") for n, i in RUNS]
+    for n, i in COSMO_RUNS:
+        marks = [pytest.mark.cosmo] + ([pytest.mark.qemu] if i.endswith("aarch64") else [])
+        out.append(pytest.param(n, i, id=f"{n}-{i}", marks=marks))
+    return out
+
+
+@pytest.mark.parametrize(("name", "interp"), _params())
 def test_upstream_suite(work: ports.Work, name: str, interp: str) -> None:
+    if interp in ports.COSMO:
+        cosmo.toolchain_root()  # skip for a user without cosmocc; fail where it is provided
+        os.environ.setdefault("COSMO_PYTHON", str(cosmo.python_build()))
     r = _result(work, name, interp)
     assert r["ok"], ports.render([r])
     port = ports.load_port(name)
@@ -51,9 +65,11 @@ def test_upstream_suite(work: ports.Work, name: str, interp: str) -> None:
     assert r["counts"]["failed"] == r["counts"]["error"] == 0
     # Every test that did not pass is one port.toml explains, with the same outcome.
     assert {n["test"]: n["outcome"] for n in r["not_passed"]} == \
-        {t: e["outcome"] for t, e in port.not_passed.items()}
+        {t: e["outcome"] for t, e in port.not_passed_in(interp).items()}
     # The guard saw every extension module as a .cosmoext image of the right kind.
-    modules = port.modules + [m for tp in port.test_ports for m in tp["modules"]]
+    modules = port.modules + [m for tp in port.test_ports for m in tp["modules"]
+                              if not (interp in ports.COSMO
+                                      and tp["requirement"] in port.cosmo_standins)]
     seen = {g["module"]: g for g in r["guard"]}
     assert set(modules) <= set(seen)
     for g in seen.values():
@@ -61,6 +77,9 @@ def test_upstream_suite(work: ports.Work, name: str, interp: str) -> None:
     if interp == "embed":
         assert r["runtime"] == {"mode": "embedded", "extension_suffixes": []}
         assert [g["module"] for g in r["guard"] if g["stdlib"]] == port.embed_stdlib
+    elif interp in ports.COSMO:
+        assert r["runtime"] == {"mode": "embedded", "extension_suffixes": []}
+        assert r["python"][-1].endswith("python.com")
     else:
         assert r["runtime"]["mode"] == "extension"
 
@@ -75,7 +94,7 @@ def test_guard_refuses_a_native_build_on_sys_path(work: ports.Work, tmp_path: Pa
     (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update(PYTHONPATH=r["pythonpath"] + os.pathsep + str(fake), CXGUARD_MODULES="ujson")
-    cmd = [r["python"], "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "support.cxguard",
+    cmd = [*r["python"], "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "support.cxguard",
            str(tmp_path / "test_x.py")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
@@ -103,7 +122,7 @@ def test_ported_psutil_works(work: ports.Work, interp: str) -> None:
             "assert psutil.Process().rlimit(psutil.RLIMIT_NOFILE)[0] > 0\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["PYTHONPATH"] = r["pythonpath"]
-    proc = subprocess.run([r["python"], "-c", code], env=env, capture_output=True, text=True,
+    proc = subprocess.run([*r["python"], "-c", code], env=env, capture_output=True, text=True,
                           cwd=r["cwd"])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("psutil/_psutil_linux.cosmoext")

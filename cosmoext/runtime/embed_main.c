@@ -27,9 +27,16 @@ void *__wrap_dlopen(const char *file, int mode) {
 /* Runs before site and before the user's code.  CPython 3.11 cannot import
    a builtin submodule, so the runtime is the builtin _cosmoext_runtime and
    is aliased as cosmoext._runtime here. */
+#ifdef CX_HOME
+/* The package is in the stdlib folder of the executable's /zip. */
+#define CX_PACKAGE_PATH ""
+#else
+/* The package is a zip appended to the executable. */
+#define CX_PACKAGE_PATH "sys.path.insert(0, sys.executable)\n"
+#endif
 static const char boot[] =
     "import sys, _cosmoext_runtime\n"
-    "sys.path.insert(0, sys.executable)\n"
+    CX_PACKAGE_PATH
     "import cosmoext\n"
     "sys.modules['cosmoext._runtime'] = cosmoext._runtime = _cosmoext_runtime\n"
     "import cosmoext._hook\n"

@@ -60,7 +60,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"  # the ports: examples/<port>/port.toml
 TESTS = REPO / "tests"  # on the runs' PYTHONPATH for the plugin support.cxguard
-INTERPS = ("host", "embed")
+# host: this CPython (PIC images); embed: `cosmoext embed` (non-PIC); cosmo:
+# the real fat APE python.com from `cosmoext embed --toolchain cosmocc`, with
+# fat cosmocc images, run natively (x86_64) and under qemu (aarch64).
+INTERPS = ("host", "embed", "cosmo", "cosmo-aarch64")
+COSMO = ("cosmo", "cosmo-aarch64")
+# Stand-ins for test dependencies that cannot be built for Cosmopolitan
+# (tests/support/standins/<name>.py; port.toml's [cosmo] standins).
+STANDINS = Path(__file__).resolve().parent / "standins"
 # pytest and its dependencies, pinned (all pure Python).
 PYTEST = ["pytest==9.0.3", "pluggy==1.6.0", "iniconfig==2.3.0", "packaging==26.2",
           "pygments==2.20.0"]
@@ -82,7 +89,13 @@ class Port:
     tests_in_sdist: str | None = None
     embed_stdlib: list[str] = field(default_factory=list)
     expect: dict[str, dict[str, int]] = field(default_factory=dict)
-    not_passed: dict[str, dict[str, str]] = field(default_factory=dict)
+    not_passed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cosmo_standins: dict[str, str] = field(default_factory=dict)  # requirement -> why
+
+    def not_passed_in(self, interp: str) -> dict[str, dict[str, Any]]:
+        """The tests that do not pass in INTERP (entries may name their interpreters)."""
+        return {t: e for t, e in self.not_passed.items()
+                if not e["interps"] or interp in e["interps"]}
 
     @property
     def version(self) -> str:
@@ -101,14 +114,17 @@ def load_port(name: str) -> Port:
     expect = d.get("expect", {})
     per_interp = {i: {**{k: v for k, v in expect.items() if not isinstance(v, dict)},
                       **expect.get(i, {})} for i in INTERPS}
-    not_passed = {e["test"]: {"outcome": e["outcome"], "why": e["why"]}
+    not_passed = {e["test"]: {"outcome": e["outcome"], "why": e["why"],
+                              "interps": list(e.get("interps", []))}
                   for e in d.get("not_passed", [])}
     return Port(name=name, requirement=d["requirement"], modules=list(d["modules"]),
                 tests=list(d["tests"]), test_deps=list(d.get("test_deps", [])),
                 test_ports=list(d.get("test_ports", [])),
                 tests_in_sdist=d.get("tests_in_sdist"),
                 embed_stdlib=list(d.get("embed_stdlib", [])), expect=per_interp,
-                not_passed=not_passed)
+                not_passed=not_passed,
+                cosmo_standins={e["requirement"]: e["why"]
+                                for e in d.get("cosmo", {}).get("standins", [])})
 
 
 def cosmoext_digest() -> str:
@@ -138,6 +154,7 @@ class Work:
         self.builds: list[dict[str, Any]] = []  # wheel builds done by this object
         self._host: Path | None = None
         self._embed: Path | None = None
+        self._cosmo: Path | None = None
 
     def log(self, line: str) -> None:
         print(f"ports: {line}", file=sys.stderr, flush=True)
@@ -157,25 +174,26 @@ class Work:
 
     # -- builds ---------------------------------------------------------------
 
-    def wheel(self, requirement: str, pic: bool) -> Path:
-        """``cosmoext wheel REQUIREMENT [-C pic=false]``; the wheel's path."""
-        dest = self.root / "wheels" / f"{_slug(requirement)}-{'pic' if pic else 'nopic'}"
+    def wheel(self, requirement: str, kind: str) -> Path:
+        """``cosmoext wheel REQUIREMENT`` for ``kind``: ``pic``, ``nopic`` (``-C
+        pic=false``) or ``cosmo`` (cosmocc, fat x86_64+aarch64); the wheel's path."""
+        dest = self.root / "wheels" / f"{_slug(requirement)}-{kind}"
         stamp = dest / "cosmoext.stamp"
         found = sorted(dest.glob("*.whl"))
         if len(found) == 1 and stamp.exists() and stamp.read_text() == self.stamp:
             return found[0]
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
-        cmd = [sys.executable, "-m", "cosmoext", "wheel", requirement, "-w", str(dest)]
-        if not pic:
-            cmd += ["-C", "pic=false"]
-        self.log(f"building {requirement} ({'PIC' if pic else 'non-PIC'}) with cosmoext wheel")
+        cmd = [sys.executable, "-m", "cosmoext", "wheel", requirement, "-w", str(dest),
+               *{"pic": [], "nopic": ["-C", "pic=false"],
+                 "cosmo": ["-C", "toolchain=cosmocc", "-C", "arch=x86_64,aarch64"]}[kind]]
+        self.log(f"building {requirement} ({kind}) with cosmoext wheel")
         t0 = time.perf_counter()
         self.run(cmd, f"cosmoext wheel {requirement}", timeout=1800)
         seconds = time.perf_counter() - t0
         (whl,) = dest.glob("*.whl")
         stamp.write_text(self.stamp)
-        self.builds.append({"requirement": requirement, "pic": pic, "seconds": seconds,
+        self.builds.append({"requirement": requirement, "kind": kind, "seconds": seconds,
                             "wheel": str(whl)})
         return whl
 
@@ -247,6 +265,35 @@ class Work:
             stamp.write_text(self.stamp)
         self._embed = out
         return out
+
+    def cosmo_python(self) -> Path:
+        """``cosmoext embed --toolchain cosmocc``: the fat APE python.com (needs
+        cosmocc, and COSMO_PYTHON naming a Cosmopolitan CPython build)."""
+        if self._cosmo:
+            return self._cosmo
+        out = self.root / "python.com"
+        stamp = self.root / "python.com.stamp"
+        if not (out.exists() and stamp.exists() and stamp.read_text() == self.stamp):
+            self.log("linking python.com (cosmoext embed --toolchain cosmocc)")
+            self.run([sys.executable, "-m", "cosmoext", "embed", "--toolchain", "cosmocc",
+                      "--arch", "x86_64,aarch64", "-o", str(out)],
+                     "cosmoext embed --toolchain cosmocc")
+            stamp.write_text(self.stamp)
+        self._cosmo = out
+        return out
+
+    def python_cmd(self, interp: str) -> list[str]:
+        """How to start INTERP's python."""
+        if interp == "host":
+            return [str(self.host_python())]
+        if interp == "embed":
+            return [str(self.embed_python())]
+        com = str(self.cosmo_python())
+        if interp == "cosmo":
+            return ["sh", com]  # an APE starts through the shell
+        from cosmoext.toolchain import cosmocc_root
+
+        return ["qemu-aarch64", str(Path(cosmocc_root()) / "bin" / "ape-aarch64.elf"), com]
 
     def cpython_sources(self, files: list[str]) -> Path:
         """Files of CPython's source tree, for the embedded interpreter's version.
@@ -368,12 +415,17 @@ def parse_counts(stdout: str) -> dict[str, int]:
 def run_port(work: Work, port: Port, interp: str) -> dict[str, Any]:
     """Build, install and run PORT's own test suite in INTERP; a result record."""
     if interp not in INTERPS:
-        raise PortError(f"unknown interpreter {interp!r} (host or embed)")
-    pic = interp == "host"
-    wheels = [work.wheel(port.requirement, pic)]
+        raise PortError(f"unknown interpreter {interp!r} ({', '.join(INTERPS)})")
+    kind = "pic" if interp == "host" else "cosmo" if interp in COSMO else "nopic"
+    pic = kind == "pic"
+    wheels = [work.wheel(port.requirement, kind)]
     modules = list(port.modules)
+    standins: list[str] = []
     for tp in port.test_ports:
-        wheels.append(work.wheel(tp["requirement"], pic))
+        if interp in COSMO and tp["requirement"] in port.cosmo_standins:
+            standins.append(tp["requirement"].partition("==")[0])
+            continue
+        wheels.append(work.wheel(tp["requirement"], kind))
         modules += tp["modules"]
     src = work.sdist(port.requirement)
     target = src / f"cx-{interp}"
@@ -386,6 +438,12 @@ def run_port(work: Work, port: Port, interp: str) -> dict[str, Any]:
         where = target.joinpath(*pkg)
         if not (where / f"{last}.cosmoext").exists() or list(where.glob(f"{last}*.so")):
             raise PortError(f"{where}: expected {last}.cosmoext and no {last}*.so")
+    standin_dir = work.root / f"standins-{interp}"
+    shutil.rmtree(standin_dir, ignore_errors=True)
+    if standins:
+        standin_dir.mkdir()
+        for name in standins:
+            shutil.copy(STANDINS / f"{name}.py", standin_dir / f"{name}.py")
     if port.tests_in_sdist:
         tests_dir = Path(port.tests[0].format(target=target))
         diff = _same_tree(tests_dir, src / port.tests_in_sdist)
@@ -395,15 +453,15 @@ def run_port(work: Work, port: Port, interp: str) -> dict[str, Any]:
     site = work.site(PYTEST + port.test_deps)
     stdlib_dirs = []
     if interp == "embed":
-        python = work.embed_python()
         stdlib_dirs = list(dict.fromkeys(work.stdlib_ext(m) for m in port.embed_stdlib))
-    else:
-        python = work.host_python()
+    python = work.python_cmd(interp)
     report_path = work.root / f"report-{port.name}-{interp}.json"
     report_path.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "CXGUARD_"))}
     env.update({
-        "PYTHONPATH": os.pathsep.join(map(str, [target, *stdlib_dirs, site, TESTS])),
+        "PYTHONPATH": os.pathsep.join(map(str, [target, *stdlib_dirs,
+                                                *([standin_dir] if standins else []),
+                                                site, TESTS])),
         "PYTHONNOUSERSITE": "1",
         "CXGUARD_MODULES": ",".join(modules),
         "CXGUARD_STDLIB": ",".join(port.embed_stdlib if interp == "embed" else []),
@@ -412,10 +470,9 @@ def run_port(work: Work, port: Port, interp: str) -> dict[str, Any]:
     })
     tests = [t.format(target=target.relative_to(src)) for t in port.tests]
     # python -m pytest, with cxguard's failed-import recorder in place first.
-    cmd = [str(python), "-c", LAUNCH, "-q", "-p", "no:cacheprovider", "-p", "support.cxguard",
+    cmd = [*python, "-c", LAUNCH, "-q", "-p", "no:cacheprovider", "-p", "support.cxguard",
            "-rfEsxX", *tests]
-    work.log(f"running {port.name}'s test suite in the {interp} interpreter "
-             f"({'PIC' if pic else 'non-PIC'} images)")
+    work.log(f"running {port.name}'s test suite in the {interp} interpreter ({kind} images)")
     t0 = time.perf_counter()
     proc = work.run(cmd, f"{port.name} test suite", cwd=src, env=env, timeout=3600, check=False)
     seconds = time.perf_counter() - t0
@@ -429,7 +486,7 @@ def run_port(work: Work, port: Port, interp: str) -> dict[str, Any]:
         if rec["outcome"] == "passed":
             continue
         test = nodeid.removeprefix(prefix)
-        known = port.not_passed.get(test)
+        known = port.not_passed_in(interp).get(test)
         ok = known is not None and known["outcome"] == rec["outcome"]
         entry = {"test": test, "outcome": rec["outcome"], "upstream_reason": rec["why"][:300],
                  "why": known["why"] if ok and known else None}
@@ -452,7 +509,8 @@ def run_port(work: Work, port: Port, interp: str) -> dict[str, Any]:
         problems.append(f"pytest exited with {proc.returncode}")
     return {
         "port": port.name, "requirement": port.requirement, "interp": interp,
-        "images": "PIC" if pic else "non-PIC", "python": str(python), "cwd": str(src),
+        "images": {"pic": "PIC", "nopic": "non-PIC", "cosmo": "cosmocc (fat)"}[kind],
+        "python": python, "cwd": str(src), "standins": standins,
         "pythonpath": env["PYTHONPATH"],
         "counts": got, "subtests_passed": counts.get("subtests_passed", 0),
         "expected": expected, "seconds": round(seconds, 1),
@@ -494,14 +552,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("ports", nargs="*", metavar="PORT",
                     help=f"ports to run (default: all: {', '.join(available_ports())})")
-    ap.add_argument("--interp", choices=("host", "embed", "both"), default="both")
+    ap.add_argument("--interp", choices=(*INTERPS, "both", "all"), default="both",
+                    help="both: host and embed; all: also cosmo and cosmo-aarch64")
     ap.add_argument("--work", type=Path, help="work directory to keep and reuse")
     ap.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="show the commands")
     args = ap.parse_args(argv)
     names = args.ports or available_ports()
-    interps = INTERPS if args.interp == "both" else (args.interp,)
+    interps = {"both": INTERPS[:2], "all": INTERPS}.get(args.interp, (args.interp,))
     root = args.work or Path(tempfile.mkdtemp(prefix="cosmoext-ports-"))
     results = []
     try:
