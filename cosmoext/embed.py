@@ -19,11 +19,13 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from ._proc import run_tool, write_atomic
 from .errors import CosmoextError, ToolchainError
@@ -272,6 +274,23 @@ def _zip_tree(z: zipfile.ZipFile, src: Path, arc: Path, tmp: str,
             z.write(c, cached)
 
 
+def _sysconfigdata(include: str, arch: str, majmin: str) -> tuple[str, str]:
+    """The ``_sysconfigdata`` module the APE's sysconfig imports for ``arch``
+    (the Cosmopolitan build ships none): its pyconfig.h, parsed the way
+    CPython's own build does, and the names that follow from the build."""
+    multiarch = TRIPLETS[arch]
+    with open(os.path.join(include, "pyconfig.h")) as f:
+        data: dict[str, Any] = sysconfig.parse_config_h(f)
+    nodot = majmin.replace(".", "")
+    soabi = f"cpython-{nodot}-{multiarch}"
+    data.update(VERSION=majmin, py_version_nodot=nodot, ABIFLAGS="", SOABI=soabi,
+                EXT_SUFFIX=f".{soabi}.so", SHLIB_SUFFIX=".so", MULTIARCH=multiarch,
+                prefix="/zip", exec_prefix="/zip", LIBDEST=f"/zip/lib/python{majmin}",
+                CC=f"{arch}-unknown-cosmo-cc", Py_ENABLE_SHARED=0)
+    body = "# Made by cosmoext embed from the build's pyconfig.h.\nbuild_time_vars = "
+    return f"_sysconfigdata__linux_{multiarch}.py", body + repr(dict(sorted(data.items()))) + "\n"
+
+
 def embed(output: str, s: Settings) -> str:
     """Link the interpreter ``output``: with cosmocc a fat APE for every
     architecture of ``s``, its stdlib and the cosmoext package in its own zip;
@@ -310,4 +329,10 @@ def embed(output: str, s: Settings) -> str:
             _zip_tree(z, Path(stdlib), lib, tmp, pycache=True)
             _zip_tree(z, Path(__file__).parent, lib / "cosmoext", tmp, PACKAGE_FILES,
                       pycache=True)
+            gen = Path(tmp, "sysconfigdata")
+            gen.mkdir()
+            for arch in s.arch:
+                name, text = _sysconfigdata(_cosmo_build(s, arch).include, arch, majmin)
+                (gen / name).write_text(text)
+            _zip_tree(z, gen, lib, tmp, pycache=True)
         return write_atomic(out, Path(exe).read_bytes(), mode=0o755)
