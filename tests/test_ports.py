@@ -126,3 +126,26 @@ def test_ported_psutil_works(work: ports.Work, interp: str) -> None:
                           cwd=r["cwd"])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("psutil/_psutil_linux.cosmoext")
+
+
+@pytest.mark.cosmo
+def test_cosmo_wheel_installs_with_the_apes_own_pip(work: ports.Work, tmp_path: Path) -> None:
+    """A Cosmopolitan Python user's install: ``python.com -m pip install --user`` of the
+    fat +cosmo wheel, then ``import ujson`` from the APE's user site-packages with no
+    PYTHONPATH."""
+    cosmo.toolchain_root()
+    os.environ.setdefault("COSMO_PYTHON", str(cosmo.python_build()))
+    whl = work.wheel("ujson==6.1.0", "cosmo")
+    env = dict(work.pip_env(), HOME=str(tmp_path))
+    python = work.python_cmd("cosmo")
+    proc = subprocess.run([*python, "-m", "pip", "install", "--user", "--no-deps", "--no-index",
+                           "--root-user-action=ignore", str(whl)], env=env,
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    del env["PYTHONPATH"]
+    code = "import site, ujson; print(site.getusersitepackages()); print(ujson.__file__)"
+    proc = subprocess.run([*python, "-c", code], env=env, capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    user_site, where = proc.stdout.split()
+    assert user_site.startswith(str(tmp_path)) and where == f"{user_site}/ujson.cosmoext"

@@ -128,14 +128,6 @@ static int put32(struct cx_ctx *c, uint32_t i, unsigned char *p, int64_t v, int 
   return 0;
 }
 
-const char *cx_fixup_sym_name(struct cx_ctx *c, const struct cx_fixup *f) {
-  if (f->sym == CX_SYM_TP) return "its static TLS block";
-  if (f->sym >= c->h.imp_count) return "the image itself";
-  struct cx_import im;
-  memcpy(&im, c->img + c->h.imp_off + (uint64_t)f->sym * CX_IMPORT_SIZE, sizeof im);
-  return c->strtab + im.name_off;
-}
-
 int cx_apply_fixups(struct cx_ctx *c) {
   for (uint32_t i = 0; i < c->h.fix_count; i++) {
     struct cx_fixup f;

@@ -14,7 +14,6 @@ int cx_validate_fixups(struct cx_ctx *c, uint32_t *req); /* req: the CX_F_REQUIR
 int cx_apply_fixups(struct cx_ctx *c);
 
 /* What a fixup refers to, for error messages. */
-const char *cx_fixup_sym_name(struct cx_ctx *c, const struct cx_fixup *f);
 #pragma GCC visibility pop
 
 #endif

@@ -24,10 +24,6 @@
 #include "cxvalidate.h"
 
 static struct cx_image *g_images;
-/* Digest checks at load: 0 none (tests only), 1 the metadata digest (the
-   default: header and tables, cheap), 2 also the whole image's SHA-256 (its
-   code and data; pip already checks RECORD hashes at install time). */
-int cx_verify_digests = 1;
 static struct cx_counters g_count;
 
 struct cx_image *cx_images(void) {
@@ -36,40 +32,12 @@ struct cx_image *cx_images(void) {
 
 void cx_get_counters(struct cx_counters *c) { *c = g_count; }
 
-uint32_t cx_gnu_hash_str(const char *s) {
-  uint32_t h = 5381;
-  for (; *s; s++) h = h * 33 + (unsigned char)*s;
-  return h;
-}
-
-unsigned cx_machine(void) {
-#if defined(__x86_64__)
-  return CX_EM_X86_64;
-#elif defined(__aarch64__)
-  return CX_EM_AARCH64;
-#else
-  return 0;
-#endif
-}
-
-const char *cx_machine_name(unsigned m) {
-  return m == CX_EM_X86_64 ? "x86_64" : m == CX_EM_AARCH64 ? "aarch64" : "unknown";
-}
-
 static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* One error format: the caller prefixes "cannot load PATH: ". */
-int cx_fail(char *err, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
 
 struct cx_image *cx_load(const char *path, const char *want_name, const struct cx_host *host,
                          char *err, size_t errlen, struct cx_load_stats *st) {

@@ -50,4 +50,13 @@ static inline void cx_read_fixup(struct cx_ctx *c, uint32_t i, struct cx_fixup *
   memcpy(f, c->img + c->h.fix_off + (uint64_t)i * CX_FIXUP_SIZE, sizeof *f);
 }
 
+/* What fixup f refers to, for error messages. */
+static inline const char *cx_fixup_sym_name(struct cx_ctx *c, const struct cx_fixup *f) {
+  if (f->sym == CX_SYM_TP) return "its static TLS block";
+  if (f->sym >= c->h.imp_count) return "the image itself";
+  struct cx_import im;
+  memcpy(&im, c->img + c->h.imp_off + (uint64_t)f->sym * CX_IMPORT_SIZE, sizeof im);
+  return c->strtab + im.name_off;
+}
+
 #endif

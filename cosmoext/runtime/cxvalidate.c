@@ -10,6 +10,11 @@
 #include "cxload.h"
 #include "cxsha256.h"
 
+/* Digest checks at load: 0 none (tests only), 1 the metadata digest (the
+   default: header and tables, cheap), 2 also the whole image's SHA-256 (its
+   code and data; pip already checks RECORD hashes at install time). */
+int cx_verify_digests = 1;
+
 _Static_assert(sizeof(struct cx_file_hdr) == CX_FILE_HDR_SIZE, "file header");
 _Static_assert(sizeof(struct cx_image_ent) == CX_IMAGE_ENT_SIZE, "image entry");
 _Static_assert(sizeof(struct cx_image_hdr) == CX_IMAGE_HDR_SIZE, "image header");

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real ports: run a PyPI project's own test suite against its ``.cosmoext`` build.
 
-usage: python3 tests/support/ports.py [PORT ...] [--interp host|embed|both] [--work DIR]
+usage: python3 tests/support/ports.py [PORT ...] [--interp INTERP|both|all] [--work DIR]
                                       [--keep] [--json] [-v]
 
 PORT is a directory of ``examples/`` holding a ``port.toml`` (``ujson``,
@@ -12,14 +12,19 @@ PORT is a directory of ``examples/`` holding a ``port.toml`` (``ujson``,
    files: PIC images for the host interpreter, ``-C pic=false`` (the shape
    cosmocc emits) for the embedded one.  C extensions the test suite needs
    (``test_ports``, e.g. psutil for greenlet) are ported the same way.
-2. **Install.**  ``pip install --no-deps --target`` puts the wheels into a
+2. **Install.**  ``pip install --no-deps --target`` (for python.com, its own
+   pip: ``python.com -m pip``) puts the wheels into a
    directory inside the unpacked sdist (``cx-host`` / ``cx-embed``).  Pinned
    pure-Python test dependencies (pytest and the port's ``test_deps``) go to
    a separate site directory.
 3. **Interpreters.**  *host*: this CPython, isolated in a venv without
    site-packages that holds only the installed cosmoext package and its
    ``cosmoext.pth`` (the ordinary host finder), so nothing else installed here
-   can stand in.  *embed*: the static, no-dlopen interpreter ``cosmoext embed``
+   can stand in.  *cosmo* / *cosmo-aarch64*: the fat APE ``python.com`` from
+   ``cosmoext embed --toolchain cosmocc`` with fat cosmocc wheels, run
+   natively and under qemu-aarch64 (test dependencies that cannot be built
+   for Cosmopolitan get the stand-ins port.toml's ``[cosmo]`` names).
+   *embed*: the static, no-dlopen interpreter ``cosmoext embed``
    makes; stdlib C modules it lacks that a port needs (``embed_stdlib``:
    ``resource`` for psutil) are built from CPython's own sources (Debian's
    ``python3.X`` source package, fetched with ``apt-get source`` into a private
@@ -282,6 +287,19 @@ class Work:
         self._cosmo = out
         return out
 
+    def pip_env(self) -> dict[str, str]:
+        """An environment in which python.com can run pip: pip's own package
+        (pure Python, from this interpreter's installation) and nothing else."""
+        import pip
+
+        site = self.root / "pip-only"
+        if not (site / "pip").exists():
+            site.mkdir(exist_ok=True)
+            (site / "pip").symlink_to(Path(pip.__file__).parent)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env["PYTHONPATH"] = str(site)
+        return env
+
     def python_cmd(self, interp: str) -> list[str]:
         """How to start INTERP's python."""
         if interp == "host":
@@ -430,9 +448,13 @@ def run_port(work: Work, port: Port, interp: str) -> dict[str, Any]:
     src = work.sdist(port.requirement)
     target = src / f"cx-{interp}"
     shutil.rmtree(target, ignore_errors=True)
-    work.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile",
+    pip, pip_env = [sys.executable, "-m", "pip"], None
+    if interp in COSMO:  # as a Cosmopolitan Python user would: the APE's own pip
+        pip, pip_env = [*work.python_cmd("cosmo"), "-m", "pip"], work.pip_env()
+    work.run([*pip, "install", "-q", "--no-deps", "--no-compile", "--no-index",
               "--disable-pip-version-check", "--root-user-action=ignore", "--target",
-              str(target), *map(str, wheels)], "pip install --target (the .cosmoext wheels)")
+              str(target), *map(str, wheels)], "pip install --target (the .cosmoext wheels)",
+             env=pip_env)
     for mod in modules:
         *pkg, last = mod.split(".")
         where = target.joinpath(*pkg)
