@@ -292,3 +292,59 @@ def test_thread_locals_in_threads_before_and_after_the_import(
     proc = cosmo.run(cmd, cosmo.clean_env())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[0] == "[(1, 2, 15, 2)] [(1, 1)] 1 100 " + str([1000] * 8)
+
+
+@pytest.fixture(scope="session")
+def closure_images(cosmo_tools: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory,
+                   ) -> Path:
+    """cx_closures and the callbacks example, fat cosmocc images."""
+    from support.build import build_ext
+
+    import cosmoext
+
+    os.environ.setdefault("COSMO_PYTHON", str(cosmo_tools[1]))
+    d = tmp_path_factory.mktemp("cosmo-closures")
+    for name, src in (("cx_closures", HERE / "closures" / "cx_closures.c"),
+                      ("callbacks", HERE.parent / "examples" / "callbacks" / "callbacks.c")):
+        build_ext(name=name, sources=[str(src)], output=str(d / f"{name}.cosmoext"),
+                  arch=["x86_64", "aarch64"], toolchain="cosmocc",
+                  include_dirs=[cosmoext.get_include()])
+    return d
+
+
+CLOSURES = HERE / "test_closures.py"
+
+
+def closure_env(site: Path, images: Path) -> dict[str, str]:
+    return cosmo.clean_env(PYTHONPATH=os.pathsep.join([str(site), str(HERE)]),
+                           CX_CLOSURE_BUILD_DIR=str(images), CX_CLOSURE_WX_CHILD="1")
+
+
+def closure_args() -> list[str]:
+    return ["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(CLOSURES)]
+
+
+def test_closures_x86_64(python_com: Path, closure_images: Path, site: Path) -> None:
+    """The closure pool and the callbacks example inside python.com."""
+    proc = cosmo.run(x86(python_com, *closure_args()), closure_env(site, closure_images))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert_all_passed(proc.stdout, CLOSURES, skip_reason=runs.WX_CHILD_SKIP)
+
+
+def test_closures_x86_64_under_wx_seccomp(python_com: Path, closure_images: Path,
+                                          site: Path) -> None:
+    argv = x86(python_com, *closure_args())
+    code = f"import os; os.execv({shutil.which('sh')!r}, {argv!r})"
+    proc = run_under_wx_filter(code, env=closure_env(site, closure_images), timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert_all_passed(proc.stdout, CLOSURES, skip_reason=runs.WX_CHILD_SKIP)
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_closures_aarch64_under_qemu(python_com: Path, cosmo_tools: tuple[Path, Path],
+                                     closure_images: Path, site: Path) -> None:
+    proc = cosmo.run(a64(python_com, cosmo_tools, *closure_args()),
+                     closure_env(site, closure_images), timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert_all_passed(proc.stdout, CLOSURES, skip_reason=runs.WX_CHILD_SKIP)
