@@ -314,8 +314,10 @@ def embed(output: str, s: Settings) -> str:
         exe = os.path.join(tmp, "python.com")
         loaders = [x for arch in s.arch for x in ("-l", os.path.join(b, f"ape-{arch}.elf"))]
         print(f"apelink: {', '.join(s.arch)} -> one APE", flush=True)
-        run_tool([os.path.join(b, "apelink"), "-V", "-1", *loaders, "-M",
-                  os.path.join(b, "ape-m1.c"), "-o", exe, *elves], "apelink", s.verbose)
+        # The macOS arm64 loader's source rides along when there is an aarch64 half.
+        m1 = ["-M", os.path.join(b, "ape-m1.c")] if "aarch64" in s.arch else []
+        run_tool([os.path.join(b, "apelink"), "-V", "-1", *loaders, *m1, "-o", exe, *elves],
+                 "apelink", s.verbose)
         stdlib = s.stdlib or os.path.join(os.path.dirname(cosmo_python_dir(s, s.arch[0])), "Lib")
         if not os.path.isdir(stdlib):
             raise CosmoextError(f"setting 'stdlib': {stdlib} is not a directory")
