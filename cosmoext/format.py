@@ -1,4 +1,4 @@
-"""The .cosmoext container format, version 1 (see docs/format.md).
+"""The .cosmoext container format, version 1.1 (see docs/format.md).
 
 All integers are little-endian.  The layout here is the single source of
 truth for the Python side; ``cosmoext/runtime/cxformat.h`` mirrors it for
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MAGIC = b"COSMOEXT"
 IMAGE_MAGIC = b"CXIM"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1  # 1.1 added the CRC-32C checksums; loaders refuse 1.0 files
 ALIGN = 0x10000  # segments and images are 64 KiB aligned in file and memory
 MAX_IMAGES = 8
 
@@ -106,12 +107,17 @@ SYM_NONE = 0xFFFFFFFE  # no symbol (TLS kinds)
 SYM_TP = 0xFFFFFFFD  # S is T, the image's static TLS block offset (aarch64 local exec)
 IMP_WEAK = 1
 
-FILE_HDR = struct.Struct("<8sHHIII Q Q 24x")  # 64 bytes
-IMAGE_ENT = struct.Struct("<HHI Q Q 32s 8x")  # 64 bytes
+FILE_HDR = struct.Struct("<8sHHIII Q Q I 20x")  # 64 bytes
+IMAGE_ENT = struct.Struct("<HHI Q Q 32s 8x")  # 64 bytes; the u32 at 4 is the image's CRC-32C
 IMAGE_HDR = struct.Struct(
     "<4sHHII16s16s QQ II II II II II QII Q QI4x QQ QII I4x Q 32s"
 )  # 224 bytes
 META_DIGEST_AT = 192  # meta_sha256: over image[0:192] + image[224:meta_end]
+# Checksums (CRC-32C): head_crc32c, at HEAD_CRC_AT in the file header, covers the
+# file's first ALIGN bytes (header, image table, padding) without the field itself;
+# each image table entry's crc32c covers its image.
+CRC32C_POLY = 0x82F63B78  # reflected Castagnoli polynomial
+HEAD_CRC_AT = 40
 SEGMENT = struct.Struct("<QQQQII")  # 40 bytes
 IMPORT = struct.Struct("<IIII")  # 16 bytes
 FIXUP = struct.Struct("<QIIq")  # 24 bytes
@@ -120,6 +126,89 @@ assert FILE_HDR.size == 64 and IMAGE_ENT.size == 64 and IMAGE_HDR.size == 224
 
 class FormatError(ValueError):
     """A file that is not a valid .cosmoext (the message says why)."""
+
+
+def _crc_table() -> tuple[int, ...]:
+    out = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ CRC32C_POLY if c & 1 else c >> 1
+        out.append(c)
+    return tuple(out)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def _multmodp(a: int, b: int) -> int:
+    """a(x) * b(x) modulo the CRC-32C polynomial, reflected (bit 31 is x^0)."""
+    p = 0
+    for _ in range(32):
+        if a & 0x80000000:
+            p ^= b
+        a = (a << 1) & 0xFFFFFFFF
+        b = (b >> 1) ^ CRC32C_POLY if b & 1 else b >> 1
+    return p
+
+
+def crc32c_xpow8n(n: int) -> int:
+    """x^(8n) modulo the polynomial: what n zero bytes multiply a CRC register by."""
+    r, sq = 0x80000000, 0x40000000  # x^0, x^1
+    n *= 8
+    while n:
+        if n & 1:
+            r = _multmodp(sq, r)
+        sq = _multmodp(sq, sq)
+        n >>= 1
+    return r
+
+
+_ZERO_RUN = 4096
+_ZEROS = bytes(_ZERO_RUN)
+_ZERO_OP = crc32c_xpow8n(_ZERO_RUN)
+
+
+def crc32c_py(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
+    """CRC-32C in pure Python (table-driven; 4 KiB runs of zeros, the alignment
+    padding of images, cost one multiplication instead of 4096 steps)."""
+    t = _CRC_TABLE
+    r = crc ^ 0xFFFFFFFF
+    mv = memoryview(data).cast("B")
+    for i in range(0, len(mv), _ZERO_RUN):
+        chunk = mv[i:i + _ZERO_RUN]
+        if chunk == _ZEROS:
+            r = _multmodp(_ZERO_OP, r)
+            continue
+        for b in bytes(chunk):
+            r = t[(r ^ b) & 0xFF] ^ (r >> 8)
+    return r ^ 0xFFFFFFFF
+
+
+def _native_crc32c() -> Callable[..., int] | None:
+    try:
+        from cosmoext import _runtime
+    except ImportError:  # a build of cosmoext without its runtime: Python's is used
+        return None
+    return getattr(_runtime, "crc32c", None)
+
+
+_crc_native: list[Callable[..., int] | None] = []
+
+
+def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
+    """CRC-32C (Castagnoli) of data, continuing from crc: the runtime's (hardware)
+    when it is importable, else :func:`crc32c_py`; both give the same value."""
+    if not _crc_native:
+        _crc_native.append(_native_crc32c())
+    fast = _crc_native[0]
+    return fast(data, crc) if fast else crc32c_py(data, crc)
+
+
+def head_crc32c(data: bytes | bytearray) -> int:
+    """The file header's head_crc32c: the first ALIGN bytes without the field itself."""
+    head = memoryview(data)[:ALIGN]
+    return crc32c(head[HEAD_CRC_AT + 4:], crc32c(head[:HEAD_CRC_AT]))
 
 
 def gnu_hash(name: str | bytes) -> int:
@@ -266,13 +355,15 @@ def pack(images: list[Image]) -> bytes:
     body = bytearray()
     for img, blob in zip(images, blobs, strict=True):
         img.sha256 = hashlib.sha256(blob).digest()
-        table += IMAGE_ENT.pack(img.arch, 0, 0, off, len(blob), img.sha256)
+        table += IMAGE_ENT.pack(img.arch, 0, crc32c(blob), off, len(blob), img.sha256)
         body += b"\0" * (off - len(body)) + blob  # body is indexed by file offset
         off = align_up(off + len(blob))
     hdr = FILE_HDR.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, FILE_HDR.size,
-                        len(images), IMAGE_ENT.size, len(body), FILE_HDR.size)
+                        len(images), IMAGE_ENT.size, len(body), FILE_HDR.size, 0)
     head = hdr + bytes(table)
-    return head + bytes(body[len(head):])
+    out = bytearray(head + bytes(body[len(head):]))
+    struct.pack_into("<I", out, HEAD_CRC_AT, head_crc32c(out))
+    return bytes(out)
 
 
 def meta_end(image: bytes | bytearray) -> int:
@@ -354,30 +445,46 @@ def _parse_image(arch: int, blob: bytes) -> Image:
 
 
 def parse(data: bytes, *, verify: bool = True) -> list[Image]:
-    """Parse a .cosmoext file into its images (raises FormatError)."""
+    """Parse a .cosmoext file into its images (raises FormatError).  The checksums
+    are always checked; ``verify`` adds every image's SHA-256."""
     if len(data) < FILE_HDR.size:
         raise FormatError("file shorter than its header")
-    magic, vmaj, _vmin, hsize, count, esize, fsize, table = FILE_HDR.unpack_from(data, 0)
+    (magic, vmaj, vmin, hsize, count, esize, fsize, table,
+     head_crc) = FILE_HDR.unpack_from(data, 0)
     if magic != MAGIC:
         raise FormatError("not a .cosmoext file (bad magic)")
     if vmaj != VERSION_MAJOR:
         raise FormatError(f"format version {vmaj} is not supported (this is {VERSION_MAJOR})")
+    if vmin < VERSION_MINOR:
+        raise FormatError(f"format version {vmaj}.{vmin}; rebuild with this cosmoext "
+                          f"(it reads {VERSION_MAJOR}.{VERSION_MINOR} or later)")
     if hsize != FILE_HDR.size or esize != IMAGE_ENT.size or not 1 <= count <= MAX_IMAGES:
         raise FormatError("bad file header")
     if fsize != len(data):
         raise FormatError(f"file size is {len(data)}, header says {fsize} (truncated?)")
+    if table < FILE_HDR.size or table + count * IMAGE_ENT.size > min(ALIGN, len(data)):
+        raise FormatError("image table out of bounds")
+    if head_crc32c(data) != head_crc:
+        raise FormatError("file header or image table is corrupt (CRC-32C mismatch)")
     images = []
+    covered = [(0, min(ALIGN, len(data)))]
     for i in range(count):
         pos = table + i * IMAGE_ENT.size
-        if pos + IMAGE_ENT.size > len(data):
-            raise FormatError("image table out of bounds")
-        arch, _, _, off, size, digest = IMAGE_ENT.unpack_from(data, pos)
-        if off % ALIGN or off + size > len(data):
+        arch, _, crc, off, size, digest = IMAGE_ENT.unpack_from(data, pos)
+        if off % ALIGN or off == 0 or off + size > len(data):
             raise FormatError("image out of bounds")
         blob = data[off:off + size]
+        if crc32c(blob) != crc:
+            raise FormatError(f"{ARCH_NAMES.get(arch, arch)} image: CRC-32C mismatch")
         if verify and hashlib.sha256(blob).digest() != digest:
             raise FormatError(f"{ARCH_NAMES.get(arch, arch)} image: SHA-256 mismatch")
+        covered.append((off, off + size))
         img = _parse_image(arch, blob)
         img.sha256 = digest
         images.append(img)
+    # bytes no checksum covers (between images) must be zero padding
+    covered.sort()
+    for (_, end), (start, _) in zip(covered, [*covered[1:], (len(data), 0)], strict=True):
+        if start > end and data[end:start].count(0) != start - end:
+            raise FormatError(f"non-zero bytes between images at {end:#x}")
     return images

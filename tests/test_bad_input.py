@@ -442,22 +442,63 @@ def test_image_offset_misaligned_or_out_of_bounds(lay: Layout, tmp_path: Path, w
         m.ent("size", 2**64 - fmt.ALIGN)
     else:
         m.ent("size", fmt.IMAGE_HDR.size - 1)
-    path = write(tmp_path, m.raw())
-    refused(path, NAME, f"image 0 ({MACHINE}) out of bounds or misaligned")
+    # resealed: the checksum of the image table matches, the bounds checks must catch it
+    refused(write(tmp_path, m.sealed()), NAME, f"image 0 ({MACHINE}) out of bounds or misaligned")
+    # as it is, the checksum catches it first
+    refused(write(tmp_path, m.raw()), NAME,
+            "file header or image table is corrupt (CRC-32C mismatch)")
 
 
-@pytest.mark.parametrize("where", ["segment-data", "image-header", "string-table", "digest"])
+SHA_CASES = ["segment-data", "image-header", "string-table", "padding", "digest"]
+
+
+def _flip_pos(lay: Layout, where: str) -> int:
+    return {"segment-data": lay.img + lay.segs[0].offset + 10,
+            "image-header": lay.img + HDR_FIELDS["vsize"][0] + 7,
+            "string-table": lay.strtab + 2,
+            "padding": lay.strtab_end + 100,
+            "digest": lay.table + ENT_FIELDS["sha256"][0] + 31}[where]
+
+
+@pytest.mark.parametrize("where", SHA_CASES)
 def test_sha256_mismatch(lay: Layout, tmp_path: Path, where: str) -> None:
-    """A flipped byte anywhere in the image (not resealed) fails the digest check when it is on."""
-    pos = {"segment-data": lay.img + lay.segs[0].offset + 10,
-           "image-header": lay.img + HDR_FIELDS["vsize"][0] + 7,
-           "string-table": lay.strtab + 2,
-           "digest": lay.table + ENT_FIELDS["sha256"][0] + 31}[where]
+    """A flipped byte anywhere in the image, with the checksums (not the SHA-256)
+    recomputed, fails the SHA-256 check when it is on (level 2, COSMOEXT_VERIFY=1)."""
     m = Mut(lay)
-    m.buf[pos] ^= 0x20
-    path = write(tmp_path, m.raw())
+    m.buf[_flip_pos(lay, where)] ^= 0x20
+    path = write(tmp_path, reseal(m.buf, sha256=False))
     with digests(True):
         refused(path, NAME, f"{MACHINE} image is corrupt (SHA-256 mismatch)")
+
+
+@pytest.mark.parametrize("where", [*SHA_CASES, "file-header-reserved", "table-padding"])
+def test_checksum_mismatch_by_default(lay: Layout, tmp_path: Path, where: str) -> None:
+    """The same flips, not resealed, at the default level: the CRC-32C checksums catch
+    them (the image's, or the file head's for the image table and what precedes it)."""
+    pos = {"file-header-reserved": 50, "table-padding": lay.table + fmt.IMAGE_ENT.size + 5}.get(
+        where) or _flip_pos(lay, where)
+    m = Mut(lay)
+    m.buf[pos] ^= 0x20
+    head = pos < fmt.ALIGN
+    refused(write(tmp_path, m.raw()), NAME,
+            "file header or image table is corrupt (CRC-32C mismatch)" if head
+            else f"{MACHINE} image is corrupt (CRC-32C mismatch)")
+
+
+def test_old_format_version_refused(lay: Layout, tmp_path: Path) -> None:
+    """A 1.0 file (no checksums) is refused with the version and what to do, also with
+    the checks off: the loader could not check it."""
+    m = Mut(lay).file("version_minor", 0)
+    m.buf[fmt.HEAD_CRC_AT:fmt.HEAD_CRC_AT + 4] = bytes(4)  # 1.0 had no head_crc32c
+    for level in (0, 1, 2):
+        old = _runtime.set_verify(level)
+        try:
+            refused(write(tmp_path, m.raw()), NAME, "format version 1.0; rebuild with this "
+                    "cosmoext (this loader needs 1.1 or later, whose checksums it checks)")
+        finally:
+            _runtime.set_verify(old)
+    with pytest.raises(fmt.FormatError, match=r"format version 1\.0; rebuild"):
+        fmt.parse(m.raw())
 
 
 def test_wrong_architecture(lay: Layout, tmp_path: Path) -> None:
@@ -1561,7 +1602,8 @@ def test_fuzz_unsealed_anywhere_with_digest_check(
 def test_fuzz_harness_catches_a_crash(lay: Layout, tmp_path: Path) -> None:
     """The fuzz harness is not vacuous: a payload corruption that makes PyInit fault (a
     pointer to the module's name relocated to a non-canonical address) is reported as a
-    crash naming the field; with the digest check on, the same file is refused."""
+    crash naming the field; at the default level (the checksums), the same file is refused,
+    and with only the SHA-256 left to catch it, that does."""
     ro = lay.segs[lay.seg_of_kind(fmt.SEG_RODATA)]
     ro_bytes = lay.data[lay.img + ro.offset:lay.img + ro.offset + ro.filesz]
     name_vaddr = ro.vaddr + ro_bytes.index(b"cxbad\0")
@@ -1577,8 +1619,10 @@ def test_fuzz_harness_catches_a_crash(lay: Layout, tmp_path: Path) -> None:
     problems = check_fuzz(lay, jobs, changes, rc, recs, stderr)
     assert rc != 0 and len(problems) == 1, problems
     assert f"fixup {i} addend" in problems[0] and str(bad) in problems[0]
+    refused(bad, NAME, f"{MACHINE} image is corrupt (CRC-32C mismatch)")  # the default
     with digests(True):
-        refused(bad, NAME, f"{MACHINE} image is corrupt (SHA-256 mismatch)")
+        refused(write(tmp_path, reseal(m.buf, sha256=False), "bad-sha"), NAME,
+                f"{MACHINE} image is corrupt (SHA-256 mismatch)")
 
 
 DEFAULT_FLIP_CHILD = r"""
@@ -1621,3 +1665,129 @@ def test_every_metadata_byte_flip_is_refused_by_default(pristine_path: Path,
     res = json.loads(proc.stdout)
     assert res["loaded"] == [] and res["other"] == [], (res["loaded"][:3], res["other"][:3])
     assert res["refused"] == end - off > 500
+
+
+# ---- every 4 KiB block of a multi-segment image: zeroed, and one byte flipped ----------------
+
+BLOCK = 4096
+CPP_NAME = "cx_cpp"
+
+BLOCK_CHILD = r"""
+import json, sys, cosmoext
+name = sys.argv[2]
+out = []
+for path in json.loads(open(sys.argv[1]).read()):
+    try:
+        cosmoext.load(path, name)
+    except ImportError as e:
+        out.append({"path": path, "status": "refused", "msg": str(e),
+                    "attrs": [e.name, e.path], "in_modules": name in sys.modules})
+    except BaseException as e:  # noqa: BLE001 - reported, not hidden
+        out.append({"path": path, "status": "other", "msg": f"{type(e).__name__}: {e}"})
+    else:
+        out.append({"path": path, "status": "loaded", "msg": ""})
+    sys.modules.pop(name, None)
+    print(json.dumps(out[-1]), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def cpp_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/ext/cx_cpp.cpp (C++, libstdc++ linked in): four segments, ~700 KiB."""
+    from support.build import build_ext
+    from support.extensions import cflags, sources
+    out = tmp_path_factory.mktemp("cpp") / f"{CPP_NAME}.cosmoext"
+    build_ext(name=CPP_NAME, sources=sources(CPP_NAME), output=str(out), pic=True,
+              cflags=cflags(CPP_NAME))
+    return out
+
+
+def _run_blocks(files: list[tuple[int, Path]], d: Path) -> dict[int, dict]:
+    """Load every file in child processes (several per child); a crash names the file."""
+    results: dict[int, dict] = {}
+    by_path = {str(p): k for k, p in files}
+    for start in range(0, len(files), 60):
+        batch = [str(p) for _, p in files[start:start + 60]]
+        manifest = d / f"jobs{start}.json"
+        manifest.write_text(json.dumps(batch))
+        env = {k: v for k, v in os.environ.items() if k != "COSMOEXT_VERIFY"}  # the default
+        p = subprocess.run([sys.executable, "-c", BLOCK_CHILD, str(manifest), CPP_NAME],
+                           capture_output=True, text=True, timeout=600, env=env)
+        recs = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+        for r in recs:
+            results[by_path[r["path"]]] = r
+        if p.returncode != 0:
+            culprit = batch[len(recs)] if len(recs) < len(batch) else "?"
+            pytest.fail(f"child died ({p.returncode}) loading {culprit}:\n{p.stderr[-2000:]}")
+        for path in batch:
+            os.unlink(path)
+    return results
+
+
+def _check_blocks(results: dict[int, dict], files: list[tuple[int, Path]], what: str) -> None:
+    bad = []
+    for k, path in files:
+        r = results.get(k)
+        if r is None or r["status"] != "refused":
+            bad.append(f"block {k} {what}: {r}")
+        elif (not r["msg"].startswith(f"cannot load {path}: ") or "\n" in r["msg"]
+              or r["attrs"] != [CPP_NAME, str(path)] or r["in_modules"]):
+            bad.append(f"block {k} {what}: bad refusal {r}")
+    assert not bad, f"{len(bad)} of {len(files)} blocks:\n" + "\n".join(bad[:20])
+
+
+def test_every_block_zeroed_is_refused(cpp_image: Path, tmp_path: Path) -> None:
+    """Each 4 KiB block of a C++ image zeroed in turn, at the default level: refused with
+    an ImportError naming the file, every block.  A block that is already all zero (the
+    alignment padding) cannot be zeroed: that file is the pristine one, which loads."""
+    data = cpp_image.read_bytes()
+    nblocks = (len(data) + BLOCK - 1) // BLOCK
+    files, unchanged = [], []
+    for k in range(nblocks):
+        buf = bytearray(data)
+        end = min(len(data), (k + 1) * BLOCK)
+        buf[k * BLOCK:end] = bytes(end - k * BLOCK)
+        if buf == data:
+            unchanged.append(k)
+            continue
+        p = tmp_path / f"z{k:04d}" / f"{CPP_NAME}.cosmoext"
+        p.parent.mkdir()
+        p.write_bytes(buf)
+        files.append((k, p))
+    results = _run_blocks(files, tmp_path)
+    _check_blocks(results, files, "zeroed")
+    assert len(results) + len(unchanged) == nblocks > 100
+    # the unchanged ones are exactly the all-zero blocks, and the pristine file loads
+    assert unchanged == [k for k in range(nblocks)
+                         if not any(data[k * BLOCK:(k + 1) * BLOCK])]
+    assert len(unchanged) < nblocks // 3
+    good = tmp_path / "good" / f"{CPP_NAME}.cosmoext"
+    good.parent.mkdir()
+    good.write_bytes(data)
+    res = _run_blocks([(-1, good)], tmp_path)
+    assert res[-1]["status"] == "loaded", res
+
+
+def test_every_block_with_a_flipped_byte_is_refused(cpp_image: Path, tmp_path: Path) -> None:
+    """One byte flipped in each 4 KiB block of a C++ image in turn (a different place in
+    each block), at the default level: refused with an ImportError naming the file, for
+    every block of the file, padding included."""
+    data = cpp_image.read_bytes()
+    nblocks = (len(data) + BLOCK - 1) // BLOCK
+    files = []
+    for k in range(nblocks):
+        size = min(BLOCK, len(data) - k * BLOCK)
+        pos = k * BLOCK + (k * 2654435761) % size
+        buf = bytearray(data)
+        buf[pos] ^= 1 << (k % 8)
+        p = tmp_path / f"f{k:04d}" / f"{CPP_NAME}.cosmoext"
+        p.parent.mkdir()
+        p.write_bytes(buf)
+        files.append((k, p))
+    results = _run_blocks(files, tmp_path)
+    _check_blocks(results, files, "flipped")
+    assert len(results) == nblocks > 100
+    # what caught them: the checksums, but for the file-header fields checked before them
+    reasons = {r["msg"].split(": ", 1)[1] for r in results.values()}
+    assert "x86_64 image is corrupt (CRC-32C mismatch)" in reasons or MACHINE != "x86_64"
+    assert "file header or image table is corrupt (CRC-32C mismatch)" in reasons

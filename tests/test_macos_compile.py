@@ -2,8 +2,9 @@
 
 There is no Mac and no Apple SDK here.  cosmoext/runtime/cxcodemem.c (image
 memory: the MAP_JIT + pthread_jit_write_protect_np + sys_icache_invalidate
-path on Apple silicon) and cosmoext/runtime/cxclosure.c (the closure stubs,
-Mach-O assembly) are compiled with ``clang --target=arm64-apple-macos11``
+path on Apple silicon), cosmoext/runtime/cxclosure.c (the closure stubs,
+Mach-O assembly) and cosmoext/runtime/cxcrc32c.c (the CRC-32C instructions)
+are compiled with ``clang --target=arm64-apple-macos11``
 and ``--target=x86_64-apple-macos11``, without any system headers
 (-nostdlibinc): the files then take their declarations from
 cosmoext/runtime/compat/cx_darwin.h, our own.  The objects are then read
@@ -28,7 +29,7 @@ RT = ROOT / "cosmoext" / "runtime"
 POOL = 16384
 TARGETS = {"arm64-apple-macos11": macho.CPU_TYPE_ARM64,
            "x86_64-apple-macos11": macho.CPU_TYPE_X86_64}
-PLATFORM_FILES = ("cxcodemem.c", "cxclosure.c")
+PLATFORM_FILES = ("cxcodemem.c", "cxclosure.c", "cxcrc32c.c")  # cxcrc32c: its CRC instructions
 
 
 def _clang() -> str:

@@ -1,4 +1,4 @@
-/* The .cosmoext format, version 1 (docs/format.md).  cosmoext/format.py is
+/* The .cosmoext format, version 1.1 (docs/format.md).  cosmoext/format.py is
    the Python twin; tests/test_format_agreement.py checks they agree.
    Little-endian; the loader reads fields with memcpy so nothing here relies
    on the file being aligned in memory. */
@@ -9,6 +9,8 @@
 #define CX_MAGIC "COSMOEXT"
 #define CX_IMAGE_MAGIC "CXIM"
 #define CX_VERSION_MAJOR 1
+/* The loader refuses older minor versions: 1.0 files have no checksums. */
+#define CX_VERSION_MINOR 1
 #define CX_ALIGN 0x10000u
 #define CX_MAX_IMAGES 8
 #define CX_MAX_SEGMENTS 8
@@ -16,6 +18,12 @@
 #define CX_MAX_IMPORTS 65536u
 #define CX_MAX_FIXUPS (1u << 24)
 #define CX_MAX_INIT 65536u
+/* Checksums (CRC-32C, reflected polynomial; standard init and final xor):
+   head_crc32c covers the file's first CX_ALIGN bytes (header, image table,
+   padding up to the first image) except the field itself, at
+   CX_HEAD_CRC_AT; an image table entry's crc32c covers its image. */
+#define CX_CRC32C_POLY 0x82f63b78u
+#define CX_HEAD_CRC_AT 40
 
 #define CX_EM_X86_64 62
 #define CX_EM_AARCH64 183
@@ -77,14 +85,15 @@ struct cx_file_hdr {
   uint32_t entry_size;    /* 20 */
   uint64_t file_size;     /* 24 */
   uint64_t table_offset;  /* 32 */
-  uint8_t reserved[24];   /* 40 */
+  uint32_t head_crc32c;   /* 40 */
+  uint8_t reserved[20];   /* 44 */
 };
 
 #define CX_IMAGE_ENT_SIZE 64
 struct cx_image_ent {
   uint16_t machine;   /* 0 */
   uint16_t reserved0; /* 2 */
-  uint32_t reserved1; /* 4 */
+  uint32_t crc32c;    /* 4 */
   uint64_t offset;    /* 8 */
   uint64_t size;      /* 16 */
   uint8_t sha256[32]; /* 24 */
@@ -125,7 +134,8 @@ struct cx_image_hdr {
   uint32_t reserved2;     /* 180 */
   uint64_t reserved3;     /* 184 */
   /* 192: SHA-256 over image[0:192] + image[224:meta_end], where meta_end is
-     the end of the last table or string table: checked at every load. */
+     the end of the last table or string table.  Written for 1.0 loaders,
+     which check it; this loader relies on the image's crc32c instead. */
   uint8_t meta_sha256[32];
 };
 

@@ -6,13 +6,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cxcrc32c.h"
 #include "cxformat.h"
 #include "cxload.h"
 #include "cxsha256.h"
 
-/* Digest checks at load: 0 none (tests only), 1 the metadata digest (the
-   default: header and tables, cheap), 2 also the whole image's SHA-256 (its
-   code and data; pip already checks RECORD hashes at install time). */
+/* Checks at load: 0 none (tests only); 1 (the default) the CRC-32C
+   checksums, which cover every byte the loader reads, maps or copies: the
+   file's first 64 KiB (header, image table) and the whole image (header,
+   tables, segment bytes); 2 also the image's SHA-256 (COSMOEXT_VERIFY=1). */
 int cx_verify_digests = 1;
 
 _Static_assert(sizeof(struct cx_file_hdr) == CX_FILE_HDR_SIZE, "file header");
@@ -67,6 +69,11 @@ int cx_validate_file(struct cx_ctx *c) {
     return cx_fail(c->err, c->errlen,
                    "format version %u is not supported by this loader (version %d)",
                    fh.version_major, CX_VERSION_MAJOR);
+  if (fh.version_minor < CX_VERSION_MINOR)
+    return cx_fail(c->err, c->errlen,
+                   "format version %u.%u; rebuild with this cosmoext (this loader needs %d.%d "
+                   "or later, whose checksums it checks)",
+                   fh.version_major, fh.version_minor, CX_VERSION_MAJOR, CX_VERSION_MINOR);
   if (fh.header_size != CX_FILE_HDR_SIZE || fh.entry_size != CX_IMAGE_ENT_SIZE)
     return cx_fail(c->err, c->errlen, "bad file header (header or entry size)");
   if (fh.file_size != c->file_size)
@@ -75,9 +82,18 @@ int cx_validate_file(struct cx_ctx *c) {
                    c->file_size, (unsigned long long)fh.file_size);
   if (fh.image_count < 1 || fh.image_count > CX_MAX_IMAGES)
     return cx_fail(c->err, c->errlen, "bad image count %u", fh.image_count);
+  /* the table lies in the file's first 64 KiB, which head_crc32c covers */
+  size_t head = c->file_size < CX_ALIGN ? c->file_size : CX_ALIGN;
   if (fh.table_offset < CX_FILE_HDR_SIZE ||
-      !in_bounds(fh.table_offset, (uint64_t)fh.image_count * CX_IMAGE_ENT_SIZE, c->file_size))
+      !in_bounds(fh.table_offset, (uint64_t)fh.image_count * CX_IMAGE_ENT_SIZE, head))
     return cx_fail(c->err, c->errlen, "image table out of bounds");
+  if (cx_verify_digests >= 1) {
+    uint32_t crc = cx_crc32c(0, c->file, CX_HEAD_CRC_AT);
+    crc = cx_crc32c(crc, c->file + CX_HEAD_CRC_AT + 4, head - CX_HEAD_CRC_AT - 4);
+    if (crc != fh.head_crc32c)
+      return cx_fail(c->err, c->errlen,
+                     "file header or image table is corrupt (CRC-32C mismatch)");
+  }
   char have[64] = "";
   int found = -1;
   for (uint32_t i = 0; i < fh.image_count; i++) {
@@ -94,6 +110,9 @@ int cx_validate_file(struct cx_ctx *c) {
       c->img_off = e.offset;
       c->img_size = e.size;
       c->img = c->file + e.offset;
+      if (cx_verify_digests >= 1 && cx_crc32c(0, c->img, (size_t)e.size) != e.crc32c)
+        return cx_fail(c->err, c->errlen, "%s image is corrupt (CRC-32C mismatch)",
+                       cx_machine_name(machine));
       uint8_t digest[32];
       if (cx_verify_digests >= 2) cx_sha256(c->img, (size_t)e.size, digest);
       if (cx_verify_digests >= 2 && memcmp(digest, e.sha256, 32) != 0)
@@ -114,25 +133,10 @@ int cx_validate_image(struct cx_ctx *c) {
   if (memcmp(h->magic, CX_IMAGE_MAGIC, 4) != 0 || h->machine != machine ||
       h->header_size != CX_IMAGE_HDR_SIZE || h->align != CX_ALIGN)
     return cx_fail(c->err, c->errlen, "bad image header");
-  /* The metadata digest covers every table: fields no validation can judge
-     (fixup addends, the entry point, segment file ranges) are vouched for by
-     it.  Checked before any of them is used. */
-  uint64_t meta_end = CX_IMAGE_HDR_SIZE, e;
-  if ((e = (uint64_t)h->seg_off + (uint64_t)h->seg_count * CX_SEGMENT_SIZE) > meta_end) meta_end = e;
-  if ((e = (uint64_t)h->imp_off + (uint64_t)h->imp_count * CX_IMPORT_SIZE) > meta_end) meta_end = e;
-  if ((e = (uint64_t)h->fix_off + (uint64_t)h->fix_count * CX_FIXUP_SIZE) > meta_end) meta_end = e;
-  if ((e = (uint64_t)h->str_off + (uint64_t)h->str_size) > meta_end) meta_end = e;
-  /* (tables past the image end are refused by name below) */
-  if (cx_verify_digests >= 1 && meta_end <= c->img_size) {
-    struct cx_sha256_ctx sc;
-    uint8_t digest[32];
-    cx_sha256_init(&sc);
-    cx_sha256_update(&sc, c->img, CX_META_DIGEST_AT);
-    cx_sha256_update(&sc, c->img + CX_IMAGE_HDR_SIZE, (size_t)(meta_end - CX_IMAGE_HDR_SIZE));
-    cx_sha256_final(&sc, digest);
-    if (memcmp(digest, h->meta_sha256, 32) != 0)
-      return cx_fail(c->err, c->errlen, "image metadata is corrupt (SHA-256 mismatch)");
-  }
+  /* Every byte read from here on is covered by the image's crc32c, checked
+     by cx_validate_file (so are fields no validation can judge: fixup
+     addends, the entry point, segment file ranges).  meta_sha256 is for
+     1.0 loaders; at level 2 the image's SHA-256 covers it too. */
   char got[16];
   if (!fixed_str_eq(h->target, c->host->target)) {
     fixed_str_copy(got, h->target);

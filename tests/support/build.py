@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,16 +44,22 @@ def build_suite(root: Path, *, pic: bool | None, arch: list[str] | None = None,
     return root
 
 
-def reseal(data: bytes | bytearray) -> bytes:
-    """Recompute every image's digests in place (for tests that corrupt tables)."""
+def reseal(data: bytes | bytearray, *, sha256: bool = True) -> bytes:
+    """Recompute every image's digests and the checksums in place (for tests that
+    corrupt tables): the metadata digest, each image's CRC-32C and (unless
+    ``sha256=False``, to reach the SHA-256 check) SHA-256, then the file header's
+    head_crc32c, which covers the image table."""
     buf = bytearray(data)
-    _, _, _, _, count, _, _, table = fmt.FILE_HDR.unpack_from(buf, 0)
+    count, table = fmt.FILE_HDR.unpack_from(buf, 0)[4], fmt.FILE_HDR.unpack_from(buf, 0)[7]
     for i in range(count):
         pos = table + i * fmt.IMAGE_ENT.size
-        arch, r0, r1, off, size, _ = fmt.IMAGE_ENT.unpack_from(buf, pos)
+        arch, r0, _, off, size, digest = fmt.IMAGE_ENT.unpack_from(buf, pos)
         if size >= fmt.IMAGE_HDR.size and off + size <= len(buf):
             img = buf[off:off + size]
             buf[off + fmt.META_DIGEST_AT:off + fmt.META_DIGEST_AT + 32] = fmt.meta_digest(img)
-        digest = hashlib.sha256(bytes(buf[off:off + size])).digest()
-        fmt.IMAGE_ENT.pack_into(buf, pos, arch, r0, r1, off, size, digest)
+        blob = bytes(buf[off:off + size])
+        if sha256:
+            digest = hashlib.sha256(blob).digest()
+        fmt.IMAGE_ENT.pack_into(buf, pos, arch, r0, fmt.crc32c(blob), off, size, digest)
+    struct.pack_into("<I", buf, fmt.HEAD_CRC_AT, fmt.head_crc32c(buf))
     return bytes(buf)
