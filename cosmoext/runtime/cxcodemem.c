@@ -187,25 +187,19 @@ void *cx_codemem_reserve(uintptr_t want, size_t size, const struct cx_code_range
 
 /* ---- map one segment ---------------------------------------------------------- */
 
-/* POSIX: a private file mapping for the file part (the bytes after the data
-   in its last page are zeroed if the page is writable), anonymous memory for
-   the rest.  Read-only segments, and code that needs no writing, are mapped
-   with their final protection straight away. */
-static int map_file(uintptr_t at, size_t size, int fd, uint64_t off, size_t filesz, unsigned final,
-                    int writable, size_t page) {
-  int prot = writable ? PROT_READ | PROT_WRITE : to_prot(final);
-  size_t fpart = (filesz + page - 1) & ~(page - 1);
-  if (fpart) {
-    void *p = mmap((void *)at, fpart, prot, MAP_PRIVATE | MAP_FIXED, fd, (off_t)off);
-    if (p == MAP_FAILED) return -1;
-    if (writable && filesz % page) /* bytes after its data in the last page */
-      memset((void *)(at + filesz), 0, fpart - filesz);
-  }
-  if (size > fpart) {
-    void *p = mmap((void *)(at + fpart), size - fpart, prot,
-                   MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return -1;
-  }
+/* POSIX: anonymous memory, read-write while the file's bytes (already read
+   and validated by the loader) are copied in, then the final protection
+   unless the loader still has to write it.  Nothing refers to the file
+   afterwards: not a noexec mount (no PROT_EXEC file mapping is asked for),
+   not a later truncation (no SIGBUS), not bytes changed after validation
+   (docs/runtime.md, "Reading the file"). */
+static int map_anon_copy(uintptr_t at, size_t size, const void *bytes, size_t filesz,
+                         unsigned final, int writable) {
+  void *p = mmap((void *)at, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
+                 -1, 0);
+  if (p == MAP_FAILED) return -1;
+  if (filesz) memcpy(p, bytes, filesz);
+  if (!writable) return cx_codemem_protect(at, size, final);
   return 0;
 }
 
@@ -234,16 +228,16 @@ static int map_copy(uintptr_t at, size_t size, const void *bytes, size_t filesz,
   return 0;
 }
 
-int cx_codemem_map(uintptr_t at, size_t size, int fd, uint64_t off, size_t filesz,
-                   const void *bytes, unsigned final, int writable, size_t page) {
+int cx_codemem_map(uintptr_t at, size_t size, size_t filesz, const void *bytes, unsigned final,
+                   int writable) {
   switch (cx_codemem_kind()) {
     case CX_CODEMEM_MAP_JIT:
       if (final & CX_MEM_X) return map_jit_code(at, size, bytes, filesz, writable);
-      return map_file(at, size, fd, off, filesz, final, writable, page);
+      return map_anon_copy(at, size, bytes, filesz, final, writable);
     case CX_CODEMEM_WINDOWS:
       return map_copy(at, size, bytes, filesz, final, writable);
     default:
-      return map_file(at, size, fd, off, filesz, final, writable, page);
+      return map_anon_copy(at, size, bytes, filesz, final, writable);
   }
 }
 

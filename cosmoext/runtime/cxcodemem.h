@@ -32,14 +32,15 @@ void *cx_codemem_reserve(uintptr_t want, size_t size, const struct cx_code_range
                          unsigned ncode);
 
 /* Put one segment in place at `at` (inside a reservation, 64 KiB-aligned):
-   filesz bytes of the file (fd at off; the same bytes at `bytes`, for
-   platforms that copy), then zeros up to size (a multiple of the page size).
-   final: the segment's final protection (CX_MEM_*).  writable: it will be
-   written (fixups, a zeroed tail) and then passed to cx_codemem_protect;
-   otherwise it gets its final protection now.  Never writable and
-   executable at once.  Returns 0, or -1 with errno set. */
-int cx_codemem_map(uintptr_t at, size_t size, int fd, uint64_t off, size_t filesz,
-                   const void *bytes, unsigned final, int writable, size_t page);
+   a copy of filesz bytes at `bytes` (the loader's validated copy of the
+   file), then zeros up to size (a multiple of the page size).  The memory is
+   anonymous on every platform: the image never depends on its file once
+   loaded.  final: the segment's final protection (CX_MEM_*).  writable: it
+   will be written (fixups, a zeroed tail) and then passed to
+   cx_codemem_protect; otherwise it gets its final protection now.  Never
+   writable and executable at once.  Returns 0, or -1 with errno set. */
+int cx_codemem_map(uintptr_t at, size_t size, size_t filesz, const void *bytes, unsigned final,
+                   int writable);
 
 /* Give a segment mapped `writable` its final protection; for code this ends
    the write: RX, MAP_JIT write window closed, instruction cache synchronised.

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +27,59 @@
 static struct cx_image *g_images;
 static struct cx_counters g_count;
 
+/* One load at a time: module.c releases the GIL around cx_load, and the
+   image list, the counters, dynamic TLS module ids and the static TLS
+   watermark are all claimed by a load and given back if it fails.  Held
+   until the image is published, not while its initialisers run.  fork()
+   waits for a load in progress (pthread_atfork), so a child never inherits
+   the lock held or an image half mapped. */
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+static void lock_for_fork(void) { pthread_mutex_lock(&g_lock); }
+static void unlock_after_fork(void) { pthread_mutex_unlock(&g_lock); }
+static void install_atfork(void) {
+  pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
+}
+
 struct cx_image *cx_images(void) {
   return __atomic_load_n(&g_images, __ATOMIC_ACQUIRE);
 }
 
-void cx_get_counters(struct cx_counters *c) { *c = g_count; }
+void cx_get_counters(struct cx_counters *c) {
+  pthread_mutex_lock(&g_lock);
+  *c = g_count;
+  pthread_mutex_unlock(&g_lock);
+}
+
+/* The whole file, read into private anonymous memory (never a mapping of the
+   file: a truncation while it is in use would be SIGBUS).  A file shorter
+   than fstat said (truncated meanwhile) is refused; bytes past that size
+   (appended meanwhile) are ignored, and the header's file size is checked
+   against this copy's size by validation. */
+static void *read_file(int fd, size_t size, char *err, size_t errlen) {
+  void *buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (buf == MAP_FAILED) {
+    cx_fail(err, errlen, "cannot allocate %zu bytes to read the file: %s", size, strerror(errno));
+    return NULL;
+  }
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = pread(fd, (char *)buf + got, size - got, (off_t)got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n < 0)
+        cx_fail(err, errlen, "cannot read file: %s", strerror(errno));
+      else
+        cx_fail(err, errlen, "file shrank from %zu to %zu bytes while being read", size, got);
+      munmap(buf, size);
+      return NULL;
+    }
+    got += (size_t)n;
+  }
+  /* read-only from here on: validation and mapping only ever read it */
+  mprotect(buf, size, PROT_READ);
+  return buf;
+}
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -48,6 +97,8 @@ struct cx_image *cx_load(const char *path, const char *want_name, const struct c
   uint64_t t0 = now_ns(), t1, t2, t3;
   memset(&c, 0, sizeof c);
   memset(st, 0, sizeof *st);
+  pthread_once(&g_atfork_once, install_atfork);
+  pthread_mutex_lock(&g_lock);
   c.path = path;
   c.want_name = want_name;
   c.err = err;
@@ -71,12 +122,7 @@ struct cx_image *cx_load(const char *path, const char *want_name, const struct c
     goto out;
   }
   c.file_size = (size_t)sb.st_size;
-  void *view = mmap(NULL, c.file_size, PROT_READ, MAP_PRIVATE, c.fd, 0);
-  if (view == MAP_FAILED) {
-    cx_fail(err, errlen, "cannot map file: %s", strerror(errno));
-    goto out;
-  }
-  c.file = view;
+  if (!(c.file = read_file(c.fd, c.file_size, err, errlen))) goto out;
   if (cx_validate_file(&c) || cx_validate_image(&c) || cx_validate_ranges(&c) ||
       cx_resolve_imports(&c) || cx_validate_fixups(&c, &req))
     goto out;
@@ -156,8 +202,11 @@ struct cx_image *cx_load(const char *path, const char *want_name, const struct c
   g_count.live_bytes += im->vsize;
   g_count.live_regions++;
   c.base = 0; /* owned by the image now */
+  pthread_mutex_unlock(&g_lock); /* its initialisers run without the lock */
+#ifndef CX_FUZZ /* fuzz/fuzz_load.c: never run (fuzzed) image code */
   for (uint32_t i = 0; i < c.h.init_count; i++)
     ((void (*)(int, char **, char **))init[i])(0, NULL, NULL);
+#endif
   st->init_ns = now_ns() - t3;
   munmap((void *)c.file, c.file_size);
   close(c.fd);
@@ -174,5 +223,6 @@ out:
   free(c.imp_addr);
   if (im) free(im->path);
   free(im);
+  pthread_mutex_unlock(&g_lock);
   return NULL;
 }

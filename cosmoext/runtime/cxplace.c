@@ -106,18 +106,17 @@ int cx_reserve(struct cx_ctx *c, uint32_t req) {
                  "'cosmoext embed'", why, size);
 }
 
-/* Map segments (cxcodemem.c).  A segment that needs writing at load time
-   (fixups, or a zeroed tail after file data) is mapped writable first and is
-   never executable while it is: RW then RX, or a MAP_JIT write window. */
+/* Map segments (cxcodemem.c): anonymous memory with the validated bytes
+   copied in (the memory after them is already zero).  A segment that needs
+   writing at load time (fixups) stays writable until cx_protect_segments and
+   is never executable while it is: RW then RX, or a MAP_JIT write window. */
 int cx_map_segments(struct cx_ctx *c) {
   for (uint32_t i = 0; i < c->h.seg_count; i++) {
     struct cx_segment *s = &c->seg[i];
     uintptr_t at = c->base + (uintptr_t)s->vaddr;
-    int tail = s->filesz % c->page != 0 && s->memsz > s->filesz;
-    int writable_now = c->seg_has_fixups[i] || tail || (s->prot & CX_PROT_W);
-    if (cx_codemem_map(at, page_up(c, s->memsz), c->fd, c->img_off + s->offset,
-                       (size_t)s->filesz, c->img + s->offset, s->prot, writable_now,
-                       c->page) != 0)
+    int writable_now = c->seg_has_fixups[i] || (s->prot & CX_PROT_W);
+    if (cx_codemem_map(at, page_up(c, s->memsz), (size_t)s->filesz, c->img + s->offset, s->prot,
+                       writable_now) != 0)
       return cx_fail(c->err, c->errlen, "mmap of segment %u failed: %s", i, strerror(errno));
   }
   return 0;
@@ -127,8 +126,7 @@ int cx_protect_segments(struct cx_ctx *c) {
   for (uint32_t i = 0; i < c->h.seg_count; i++) {
     struct cx_segment *s = &c->seg[i];
     if (s->prot & CX_PROT_W) continue; /* data stays RW */
-    int tail = s->filesz % c->page != 0 && s->memsz > s->filesz;
-    if (!c->seg_has_fixups[i] && !tail) continue; /* already mapped with final protection */
+    if (!c->seg_has_fixups[i]) continue; /* already mapped with final protection */
     /* RX/R; for code also the instruction cache (and the MAP_JIT window) */
     if (cx_codemem_protect(c->base + (uintptr_t)s->vaddr, page_up(c, s->memsz), s->prot) != 0)
       return cx_fail(c->err, c->errlen, "mprotect of segment %u failed: %s", i, strerror(errno));

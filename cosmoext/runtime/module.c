@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cxcodemem.h"
+#include "cxcrc32c.h"
 #include "cxexports.h"
 #include "cxhost.h"
 #include "cxload.h"
@@ -87,9 +88,11 @@ static PyObject *create_module(PyObject *self, PyObject *spec) {
   struct cx_image *im = find_loaded(cpath);
   if (!im) {
     char err[CX_ERRLEN];
+    struct cx_load_stats st; /* loads run in parallel without the GIL: published under it */
     Py_BEGIN_ALLOW_THREADS
-    im = cx_load(cpath, shortname, &host, err, sizeof err, &last_stats);
+    im = cx_load(cpath, shortname, &host, err, sizeof err, &st);
     Py_END_ALLOW_THREADS
+    last_stats = st;
     if (!im) {
       import_error(name, path, "cannot load %s: %s", cpath, err);
       goto done;
@@ -229,12 +232,37 @@ static PyObject *set_verify(PyObject *self, PyObject *arg) {
     v = PyLong_AsLong(arg);
     if (v == -1 && PyErr_Occurred()) return NULL;
     if (v < 0 || v > 2) {
-      PyErr_SetString(PyExc_ValueError, "verify level is 0 (none), 1 (metadata) or 2 (full)");
+      PyErr_SetString(PyExc_ValueError, "verify level is 0 (none), 1 (CRC-32C) or 2 (SHA-256)");
       return NULL;
     }
   }
   cx_verify_digests = (int)v;
   return PyLong_FromLong(old);
+}
+
+/* crc32c(data, crc=0, software=False): the loader's CRC-32C of a buffer
+   (cosmoext.format uses it to write files; tests compare it with Python's). */
+static PyObject *crc32c_py(PyObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"data", "crc", "software", NULL};
+  Py_buffer buf;
+  unsigned int crc = 0;
+  int software = 0;
+  (void)self;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|Ip:crc32c", kwlist, &buf, &crc, &software))
+    return NULL;
+  uint32_t r;
+  Py_BEGIN_ALLOW_THREADS
+  r = software ? cx_crc32c_sw(crc, buf.buf, (size_t)buf.len)
+               : cx_crc32c(crc, buf.buf, (size_t)buf.len);
+  Py_END_ALLOW_THREADS
+  PyBuffer_Release(&buf);
+  return PyLong_FromUnsignedLong(r);
+}
+
+static PyObject *crc32c_impl_py(PyObject *self, PyObject *noargs) {
+  (void)self;
+  (void)noargs;
+  return PyUnicode_FromString(cx_crc32c_impl());
 }
 
 static PyObject *resolve_py(PyObject *self, PyObject *arg) {
@@ -260,8 +288,12 @@ static PyMethodDef methods[] = {
     {"load_stats", load_stats, METH_NOARGS, "Phase timings (ns) of the last load."},
     {"images", images, METH_NOARGS, "The loaded images."},
     {"set_verify", set_verify, METH_O,
-     "Digest checks at load: 0 none, 1 metadata (default), 2 full; True=2, False=0. "
-     "Returns the old level."},
+     "Checks at load: 0 none, 1 CRC-32C of everything read (default), 2 also SHA-256; "
+     "True=2, False=0. Returns the old level."},
+    {"crc32c", (PyCFunction)(void (*)(void))crc32c_py, METH_VARARGS | METH_KEYWORDS,
+     "crc32c(data, crc=0, software=False): CRC-32C of a buffer, continuing from crc."},
+    {"crc32c_impl", crc32c_impl_py, METH_NOARGS,
+     "Which CRC-32C the loader uses here: sse4.2, armv8-crc or table."},
     {"resolve", resolve_py, METH_O, "Address the export table gives for a name, or None."},
     {"closure_info", cx_closure_pool_info, METH_NOARGS, "The closure pool: capacity, use, place."},
     {"codemem", codemem, METH_NOARGS, "How code is written here: mprotect, map-jit or windows."},
