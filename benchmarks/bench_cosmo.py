@@ -7,7 +7,9 @@ cosmocc``; fat ``+cosmo`` wheels of ujson 6.1.0 and greenlet 3.5.6 with
 with ``pip wheel --no-binary :all:``.  Then, side by side and alternating
 (A B A B ...), each interpreter runs the same kernels in a fresh process and
 reports the best of several timing loops; the table gives ns per operation
-and the ratio python.com / Debian (lower is better), median over rounds.
+and the ratio python.com / Debian (lower is better), median over rounds.  The
+pure-Python row runs no extension code: it is the two interpreters' own
+difference, which the extension rows include.
 
 Needs cosmocc (``COSMOCC`` or ``PATH``) and ``COSMO_PYTHON``; x86_64 only
 (the aarch64 half runs under qemu, whose timings say nothing).
@@ -63,9 +65,15 @@ def create(n):
     for _ in range(n):
         greenlet.greenlet(lambda: None).switch()
 
+def python_only(n):  # the interpreters alone: no extension code
+    for i in range(n):
+        d = {"k%d" % j: [j, str(j)] for j in range(20)}
+        sorted(d.items(), key=lambda kv: kv[1][1])
+
 print(json.dumps({"ujson.dumps": best(dumps, 2000), "ujson.loads": best(loads, 2000),
                   "greenlet.switch": best(switch, 50000),
-                  "greenlet.create+run": best(create, 20000)}))
+                  "greenlet.create+run": best(create, 20000),
+                  "pure Python (baseline)": best(python_only, 2000)}))
 """
 
 
