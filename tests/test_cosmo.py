@@ -113,13 +113,18 @@ def test_suite_x86_64(python_com: Path, cosmo_images: Path, site: Path) -> None:
     assert_all_passed(proc.stdout)
 
 
+def under_wx_filter(com: Path, args: list[str], env: dict[str, str]) -> str:
+    """python.com ARGS started (through the shell) under the seccomp W^X filter;
+    its output, after checking that it succeeded."""
+    code = f"import os; os.execv({shutil.which('sh')!r}, {x86(com, *args)!r})"
+    proc = run_under_wx_filter(code, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
 def test_suite_x86_64_under_wx_seccomp(python_com: Path, cosmo_images: Path,
                                        site: Path) -> None:
-    argv = x86(python_com, *suite_args())
-    code = f"import os; os.execv({shutil.which('sh')!r}, {argv!r})"
-    proc = run_under_wx_filter(code, env=suite_env(site, cosmo_images), timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert_all_passed(proc.stdout)
+    assert_all_passed(under_wx_filter(python_com, suite_args(), suite_env(site, cosmo_images)))
 
 
 def test_suite_x86_64_opens_no_shared_object(python_com: Path, cosmo_tools: tuple[Path, Path],
@@ -333,11 +338,8 @@ def test_closures_x86_64(python_com: Path, closure_images: Path, site: Path) -> 
 
 def test_closures_x86_64_under_wx_seccomp(python_com: Path, closure_images: Path,
                                           site: Path) -> None:
-    argv = x86(python_com, *closure_args())
-    code = f"import os; os.execv({shutil.which('sh')!r}, {argv!r})"
-    proc = run_under_wx_filter(code, env=closure_env(site, closure_images), timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert_all_passed(proc.stdout, CLOSURES, skip_reason=runs.WX_CHILD_SKIP)
+    out = under_wx_filter(python_com, closure_args(), closure_env(site, closure_images))
+    assert_all_passed(out, CLOSURES, skip_reason=runs.WX_CHILD_SKIP)
 
 
 @pytest.mark.qemu
