@@ -308,15 +308,16 @@ def embed(output: str, s: Settings) -> str:
             return write_atomic(out, Path(exe).read_bytes(), mode=0o755)
         from .pipeline import cosmo_python_dir
 
-        elves = [_link(s, _cosmo_build(s, arch), tmp) for arch in s.arch]
+        builds = [_cosmo_build(s, arch) for arch in s.arch]
+        elves = [_link(s, b, tmp) for b in builds]
         root = get_toolchain("cosmocc", s.arch[0], s.cosmocc).root or ""
-        b = os.path.join(root, "bin")
+        bindir = os.path.join(root, "bin")
         exe = os.path.join(tmp, "python.com")
-        loaders = [x for arch in s.arch for x in ("-l", os.path.join(b, f"ape-{arch}.elf"))]
+        loaders = [x for arch in s.arch for x in ("-l", os.path.join(bindir, f"ape-{arch}.elf"))]
         print(f"apelink: {', '.join(s.arch)} -> one APE", flush=True)
         # The macOS arm64 loader's source rides along when there is an aarch64 half.
-        m1 = ["-M", os.path.join(b, "ape-m1.c")] if "aarch64" in s.arch else []
-        run_tool([os.path.join(b, "apelink"), "-V", "-1", *loaders, *m1, "-o", exe, *elves],
+        m1 = ["-M", os.path.join(bindir, "ape-m1.c")] if "aarch64" in s.arch else []
+        run_tool([os.path.join(bindir, "apelink"), "-V", "-1", *loaders, *m1, "-o", exe, *elves],
                  "apelink", s.verbose)
         stdlib = s.stdlib or os.path.join(os.path.dirname(cosmo_python_dir(s, s.arch[0])), "Lib")
         if not os.path.isdir(stdlib):
@@ -325,7 +326,7 @@ def embed(output: str, s: Settings) -> str:
               flush=True)
         # Appending to the executable itself keeps the entries' offsets
         # absolute, which is how Cosmopolitan's /zip reads them.
-        majmin = _lib_version(_cosmo_build(s, s.arch[0]).libpython)
+        majmin = _lib_version(builds[0].libpython)
         with zipfile.ZipFile(exe, "a", zipfile.ZIP_DEFLATED) as z:
             lib = Path(f"lib/python{majmin}")
             _zip_tree(z, Path(stdlib), lib, tmp, pycache=True)
@@ -333,8 +334,8 @@ def embed(output: str, s: Settings) -> str:
                       pycache=True)
             gen = Path(tmp, "sysconfigdata")
             gen.mkdir()
-            for arch in s.arch:
-                name, text = _sysconfigdata(_cosmo_build(s, arch).include, arch, majmin)
+            for build in builds:
+                name, text = _sysconfigdata(build.include, build.arch, majmin)
                 (gen / name).write_text(text)
             _zip_tree(z, gen, lib, tmp, pycache=True)
         return write_atomic(out, Path(exe).read_bytes(), mode=0o755)
