@@ -44,6 +44,8 @@ def other_maps():
     with open("/proc/self/maps") as f:
         for line in f:
             lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if line.rstrip().endswith("[heap]"):
+                continue  # brk growth is the C allocator's, never the loader's
             if not any(b <= lo and hi <= e for b, e in ranges):
                 out.append(line.rstrip("\n"))
     return out
@@ -55,10 +57,15 @@ def report(**kw):
 
 def run_child(code: str, *args: str, timeout: float = 120, cwd: Path | None = None,
               prefix: list[str] | None = None) -> dict[str, Any]:
-    """Run PRELUDE + code in a fresh interpreter; return its last JSON line."""
+    """Run PRELUDE + code in a fresh interpreter; return its last JSON line.
+
+    A child that compares maps around a refusal (REFUSE) runs with PYTHONMALLOC=malloc:
+    pymalloc maps a fresh 1 MiB arena whenever the child's own records outgrow the last
+    one, which would read as a leak; glibc's malloc grows [heap], which other_maps skips."""
     argv = [*(prefix or []), sys.executable, "-c", PRELUDE + textwrap.dedent(code), *args]
+    env = dict(os.environ, PYTHONMALLOC="malloc") if "def refuse(" in code else None
     p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                       cwd=str(cwd) if cwd else None)
+                       cwd=str(cwd) if cwd else None, env=env)
     assert p.returncode == 0, \
         f"child died ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
