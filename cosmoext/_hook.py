@@ -33,6 +33,10 @@ def _rt():  # -> cosmoext._runtime, imported on first use and kept
         from . import _runtime
 
         _runtime_mod = _runtime
+        # From now on the import system calls the C functions directly: no Python
+        # frame between FileFinder's spec and the loader (the per-import hot path).
+        CosmoextLoader.create_module = staticmethod(_runtime.create_module)  # type: ignore[method-assign,assignment]
+        CosmoextLoader.exec_module = staticmethod(_runtime.exec_module)  # type: ignore[method-assign,assignment]
     return _runtime_mod
 
 
