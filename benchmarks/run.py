@@ -342,8 +342,8 @@ class Bench:
             row.details = (f"evicted: {what}; native newly maps "
                            f"{', '.join(p.name for p in libs['native']) or 'nothing'}, "
                            f"cosmoext {', '.join(p.name for p in libs['cosmoext']) or 'nothing'}"
-                           + (f"; in use elsewhere: {users}" if any(users.values()) and with_libs
-                              else "")
+                           + "".join(f"; {Path(f).name} mapped by {n} other process(es)"
+                                     for f, n in users.items() if n and with_libs)
                            + (f"; still resident after eviction: {', '.join(kept)}" if kept
                               else "; all evicted (mincore)") + "; runtime loaded first")
 
