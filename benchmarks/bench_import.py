@@ -65,6 +65,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import quartiles  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 EXT_DIR = REPO / "tests" / "ext"
 DEFAULT_MODULES = ("cx_tables", "cx_state", "cx_cpp")
@@ -164,13 +167,6 @@ def sample(mod: Module, kind: str, work: Path) -> dict[str, Any]:
     out = run([sys.executable, "-c", CHILD, kind, mod.name, where], cwd=work)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
-
-
-def quartiles(xs: list[float]) -> tuple[float, float, float]:
-    if len(xs) < 2:
-        return xs[0], xs[0], xs[0]
-    q1, q2, q3 = statistics.quantiles(xs, n=4, method="inclusive")
-    return q1, q2, q3
 
 
 def summarise(mod: Module) -> dict[str, Any]:

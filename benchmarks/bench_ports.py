@@ -84,6 +84,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 from support import ports  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import summary  # noqa: E402
+
 KINDS = ("cosmoext", "native")
 PORTS = {
     # requirement, import name, extension modules (file stems to check/evict)
@@ -239,13 +242,6 @@ def run(cmd: list[str], env: dict[str, str] | None = None,
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n"
                          + proc.stdout[-3000:] + proc.stderr[-3000:])
     return proc
-
-
-def quartiles(xs: list[float]) -> tuple[float, float, float]:
-    if len(xs) < 2:
-        return xs[0], xs[0], xs[0]
-    q1, q2, q3 = statistics.quantiles(xs, n=4, method="inclusive")
-    return q1, q2, q3
 
 
 # -- page cache ---------------------------------------------------------------
@@ -418,15 +414,6 @@ def measure_imports(py: Path, port: str, targets: dict[str, Path],
     return out
 
 
-def summary(per: dict[str, list[float]]) -> dict[str, Any]:
-    """Medians per kind, and the paired cosmoext/native ratios' median and IQR."""
-    ratios = [a / b for a, b in zip(per["cosmoext"], per["native"], strict=True) if b]
-    r1, r2, r3 = quartiles(ratios) if ratios else (float("nan"),) * 3
-    return {"cosmoext": statistics.median(per["cosmoext"]),
-            "native": statistics.median(per["native"]),
-            "ratio": r2, "ratio_p25": r1, "ratio_p75": r3, "n": len(ratios)}
-
-
 def measure_speed(py: Path, port: str, targets: dict[str, Path], rounds: int,
                   min_batch: float) -> dict[str, Any]:
     env = child_env()
@@ -458,11 +445,13 @@ def callgrind_ir(py: Path, target: Path, port: str, kernel: str, n: int,
     return int(m.group(1))
 
 
-def measure_ir(py: Path, port: str, targets: dict[str, Path], tmp: Path) -> dict[str, Any]:
+def measure_ir(py: Path, port: str, targets: dict[str, Path], tmp: Path,
+               scale: float = 1.0) -> dict[str, Any]:
+    """Ir per call of PORT's kernels; SCALE shrinks the call counts (smoke runs)."""
     kernels = [k for k in IR_CALLS if (k.startswith(("dumps", "loads")) == (port == "ujson"))]
     res: dict[str, Any] = {}
     for kernel in kernels:
-        n = IR_CALLS[kernel]
+        n = max(1, int(IR_CALLS[kernel] * scale))
         per = {}
         for kind in KINDS:
             base = callgrind_ir(py, targets[kind], port, kernel, 0, tmp)
