@@ -173,8 +173,8 @@ _ZERO_OP = crc32c_xpow8n(_ZERO_RUN)
 
 
 def crc32c_py(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
-    """CRC-32C in pure Python (table-driven; 4 KiB runs of zeros, the alignment
-    padding of images, cost one multiplication instead of 4096 steps)."""
+    """CRC-32C in pure Python (table-driven; 4 KiB runs of zeros, such as
+    zero-filled data, cost one multiplication instead of 4096 steps)."""
     t = _CRC_TABLE
     r = crc ^ 0xFFFFFFFF
     mv = memoryview(data).cast("B")
