@@ -1,4 +1,4 @@
-"""The .cosmoext container format, version 1.1 (see docs/format.md).
+"""The .cosmoext container format, version 2.0 (see docs/format.md).
 
 All integers are little-endian.  The layout here is the single source of
 truth for the Python side; ``cosmoext/runtime/cxformat.h`` mirrors it for
@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 
 MAGIC = b"COSMOEXT"
 IMAGE_MAGIC = b"CXIM"
-VERSION_MAJOR = 1
-VERSION_MINOR = 1  # 1.1 added the CRC-32C checksums; loaders refuse 1.0 files
-ALIGN = 0x10000  # segments and images are 64 KiB aligned in file and memory
+VERSION_MAJOR = 2  # 2.0 packed the file; loaders refuse 1.x files
+VERSION_MINOR = 0
+ALIGN = 0x10000  # segment vaddrs and vsize: 64 KiB (16 KiB Apple pages, 64 KiB Windows)
+FILE_ALIGN = 16  # images and segment data are packed in the file at this alignment
+MIN_BASE_ALIGN = 0x1000  # an image header's align: a power of two in [4 KiB, ALIGN]
+HEAD_MAX = 0x10000  # the image table lies in the file's first 64 KiB
 MAX_IMAGES = 8
 
 EM_X86_64 = 62
@@ -114,8 +117,8 @@ IMAGE_HDR = struct.Struct(
 )  # 224 bytes
 META_DIGEST_AT = 192  # meta_sha256: over image[0:192] + image[224:meta_end]
 # Checksums (CRC-32C): head_crc32c, at HEAD_CRC_AT in the file header, covers the
-# file's first ALIGN bytes (header, image table, padding) without the field itself;
-# each image table entry's crc32c covers its image.
+# file header and image table (bytes 0 to the table's end) without the field
+# itself; each image table entry's crc32c covers its image.
 CRC32C_POLY = 0x82F63B78  # reflected Castagnoli polynomial
 HEAD_CRC_AT = 40
 SEGMENT = struct.Struct("<QQQQII")  # 40 bytes
@@ -170,8 +173,8 @@ _ZERO_OP = crc32c_xpow8n(_ZERO_RUN)
 
 
 def crc32c_py(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
-    """CRC-32C in pure Python (table-driven; 4 KiB runs of zeros, the alignment
-    padding of images, cost one multiplication instead of 4096 steps)."""
+    """CRC-32C in pure Python (table-driven; 4 KiB runs of zeros, such as
+    zero-filled data, cost one multiplication instead of 4096 steps)."""
     t = _CRC_TABLE
     r = crc ^ 0xFFFFFFFF
     mv = memoryview(data).cast("B")
@@ -205,9 +208,16 @@ def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
     return fast(data, crc) if fast else crc32c_py(data, crc)
 
 
+def table_end(data: bytes | bytearray) -> int:
+    """End of the image table, from the file header's table_offset and image_count."""
+    f = FILE_HDR.unpack_from(data, 0)
+    return int(f[7] + f[4] * IMAGE_ENT.size)
+
+
 def head_crc32c(data: bytes | bytearray) -> int:
-    """The file header's head_crc32c: the first ALIGN bytes without the field itself."""
-    head = memoryview(data)[:ALIGN]
+    """The file header's head_crc32c: the header and the image table (up to
+    :func:`table_end`) without the field itself."""
+    head = memoryview(data)[:table_end(data)]
     return crc32c(head[HEAD_CRC_AT + 4:], crc32c(head[:HEAD_CRC_AT]))
 
 
@@ -266,6 +276,7 @@ class Image:
     eh_frame_hdr: tuple[int, int] = (0, 0)
     tls: tuple[int, int, int, int] = (0, 0, 0, 0)  # vaddr, filesz, memsz, align
     sha256: bytes = b""
+    align: int = ALIGN  # base alignment it needs (the linker writes its sections' largest)
 
     @property
     def vsize(self) -> int:
@@ -309,15 +320,18 @@ def _pack_image(img: Image) -> bytes:
     str_off = fix_off + len(fix_blob)
     meta_end = str_off + len(strtab)
     seg_blob = bytearray()
-    data_off = align_up(meta_end)
+    data_off = align_up(meta_end, FILE_ALIGN)
     file_offsets = []
     for s in segs:
         file_offsets.append(data_off if s.data else 0)
-        data_off = align_up(data_off + len(s.data)) if s.data else data_off
+        data_off = align_up(data_off + len(s.data), FILE_ALIGN)
     for s, off in zip(segs, file_offsets, strict=True):
         seg_blob += SEGMENT.pack(s.vaddr, s.memsz, off, len(s.data), s.prot, s.kind)
+    if img.align & (img.align - 1) or not MIN_BASE_ALIGN <= img.align <= ALIGN:
+        raise FormatError(f"image alignment {img.align:#x} is not a power of two from "
+                          f"{MIN_BASE_ALIGN:#x} to {ALIGN:#x}")
     hdr = IMAGE_HDR.pack(
-        IMAGE_MAGIC, img.arch, IMAGE_HDR.size, img.flags, ALIGN,
+        IMAGE_MAGIC, img.arch, IMAGE_HDR.size, img.flags, img.align,
         _cstr(img.target, 16), _cstr(img.python_abi, 16),
         img.vsize, img.entry,
         name_off, 0,
@@ -350,14 +364,14 @@ def pack(images: list[Image]) -> bytes:
     if len({i.arch for i in images}) != len(images):
         raise FormatError("two images for the same architecture")
     blobs = [_pack_image(i) for i in images]
-    off = align_up(FILE_HDR.size + IMAGE_ENT.size * len(images))
+    off = align_up(FILE_HDR.size + IMAGE_ENT.size * len(images), FILE_ALIGN)
     table = bytearray()
     body = bytearray()
     for img, blob in zip(images, blobs, strict=True):
         img.sha256 = hashlib.sha256(blob).digest()
         table += IMAGE_ENT.pack(img.arch, 0, crc32c(blob), off, len(blob), img.sha256)
         body += b"\0" * (off - len(body)) + blob  # body is indexed by file offset
-        off = align_up(off + len(blob))
+        off = align_up(off + len(blob), FILE_ALIGN)
     hdr = FILE_HDR.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, FILE_HDR.size,
                         len(images), IMAGE_ENT.size, len(body), FILE_HDR.size, 0)
     head = hdr + bytes(table)
@@ -402,8 +416,10 @@ def _parse_image(arch: int, blob: bytes) -> Image:
         raise FormatError("bad image magic")
     if meta_digest(blob) != mdigest:
         raise FormatError("image metadata is corrupt (SHA-256 mismatch)")
-    if iarch != arch or hsize != IMAGE_HDR.size or align != ALIGN:
+    if iarch != arch or hsize != IMAGE_HDR.size:
         raise FormatError("image header disagrees with the file's image table")
+    if align & (align - 1) or not MIN_BASE_ALIGN <= align <= ALIGN:
+        raise FormatError(f"bad image alignment {align:#x}")
 
     def table(off: int, n: int, st: struct.Struct, what: str) -> list[tuple]:
         end = off + n * st.size
@@ -416,7 +432,8 @@ def _parse_image(arch: int, blob: bytes) -> Image:
     strend = str_off + str_size
     segs = []
     for va, memsz, off, filesz, _prot, kind in table(seg_off, seg_n, SEGMENT, "segment"):
-        if kind not in SEG_NAMES or off + filesz > len(blob) or filesz > memsz:
+        if kind not in SEG_NAMES or off + filesz > len(blob) or filesz > memsz or \
+                (filesz and (off % FILE_ALIGN or off < IMAGE_HDR.size)):
             raise FormatError("bad segment entry")
         segs.append(Segment(kind, va, memsz, blob[off:off + filesz]))
     imports = []
@@ -441,6 +458,7 @@ def _parse_image(arch: int, blob: bytes) -> Image:
         eh_frame=(eh_va, eh_sz),
         eh_frame_hdr=(ehh_va, ehh_sz),
         tls=(tls_va, tls_filesz, tls_memsz, tls_align),
+        align=align,
     )
 
 
@@ -453,25 +471,27 @@ def parse(data: bytes, *, verify: bool = True) -> list[Image]:
      head_crc) = FILE_HDR.unpack_from(data, 0)
     if magic != MAGIC:
         raise FormatError("not a .cosmoext file (bad magic)")
-    if vmaj != VERSION_MAJOR:
-        raise FormatError(f"format version {vmaj} is not supported (this is {VERSION_MAJOR})")
-    if vmin < VERSION_MINOR:
+    if vmaj == 1:
         raise FormatError(f"format version {vmaj}.{vmin}; rebuild with this cosmoext "
-                          f"(it reads {VERSION_MAJOR}.{VERSION_MINOR} or later)")
+                          f"(it reads {VERSION_MAJOR}.x)")
+    if vmaj != VERSION_MAJOR:
+        raise FormatError(f"format version {vmaj}.{vmin} is not supported "
+                          f"(this reads {VERSION_MAJOR}.x)")
     if hsize != FILE_HDR.size or esize != IMAGE_ENT.size or not 1 <= count <= MAX_IMAGES:
         raise FormatError("bad file header")
     if fsize != len(data):
         raise FormatError(f"file size is {len(data)}, header says {fsize} (truncated?)")
-    if table < FILE_HDR.size or table + count * IMAGE_ENT.size > min(ALIGN, len(data)):
+    tend = table + count * IMAGE_ENT.size
+    if table < FILE_HDR.size or tend > min(HEAD_MAX, len(data)):
         raise FormatError("image table out of bounds")
     if head_crc32c(data) != head_crc:
         raise FormatError("file header or image table is corrupt (CRC-32C mismatch)")
     images = []
-    covered = [(0, min(ALIGN, len(data)))]
+    covered = [(0, tend)]
     for i in range(count):
         pos = table + i * IMAGE_ENT.size
         arch, _, crc, off, size, digest = IMAGE_ENT.unpack_from(data, pos)
-        if off % ALIGN or off == 0 or off + size > len(data):
+        if off % FILE_ALIGN or off < tend or off + size > len(data):
             raise FormatError("image out of bounds")
         blob = data[off:off + size]
         if crc32c(blob) != crc:
@@ -482,7 +502,7 @@ def parse(data: bytes, *, verify: bool = True) -> list[Image]:
         img = _parse_image(arch, blob)
         img.sha256 = digest
         images.append(img)
-    # bytes no checksum covers (between images) must be zero padding
+    # bytes no checksum covers (padding before and between images) must be zero
     covered.sort()
     for (_, end), (start, _) in zip(covered, [*covered[1:], (len(data), 0)], strict=True):
         if start > end and data[end:start].count(0) != start - end:

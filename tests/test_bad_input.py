@@ -281,7 +281,11 @@ def test_pristine_loads_and_works(lay: Layout, tmp_path: Path) -> None:
         assert sys.modules[NAME] is mod
         after = _runtime.counters()
         assert after["live_regions"] == before["live_regions"] + 1
-        assert after["live_bytes"] == before["live_bytes"] + lay.hdr["vsize"]
+        # mapped: up to the last segment's last page (at most vsize), all of it counted
+        mapped = next(i["vsize"] for i in _runtime.images() if i["path"] == str(path))
+        last = lay.segs[-1]
+        assert last.vaddr + last.memsz <= mapped <= lay.hdr["vsize"]
+        assert after["live_bytes"] == before["live_bytes"] + mapped
         # A resealed but unchanged copy is just as good.
         mod2 = cosmoext.load(str(write(tmp_path, Mut(lay).sealed())), NAME)
         works(mod2)
@@ -386,10 +390,10 @@ def test_text_file(tmp_path: Path) -> None:
     refused(path, NAME, "not a .cosmoext file (bad magic)")
 
 
-@pytest.mark.parametrize("version", [0, 2, 0xFFFF])
+@pytest.mark.parametrize("version", [0, 3, 0xFFFF])
 def test_unsupported_format_version(lay: Layout, tmp_path: Path, version: int) -> None:
     path = write(tmp_path, Mut(lay).file("version_major", version).raw())
-    refused(path, NAME, f"format version {version} is not supported by this loader (version 1)")
+    refused(path, NAME, f"format version {version}.0 is not supported (this loader reads 2.x)")
 
 
 @pytest.mark.parametrize("key,value", [("header_size", 65), ("header_size", 0),
@@ -426,14 +430,16 @@ def test_image_table_out_of_bounds(lay: Layout, tmp_path: Path, where: str) -> N
     refused(path, NAME, "image table out of bounds")
 
 
-@pytest.mark.parametrize("where", ["misaligned", "zero", "past-end", "size-past-end",
+@pytest.mark.parametrize("where", ["misaligned", "zero", "in-table", "past-end", "size-past-end",
                                    "size-wraps", "smaller-than-header"])
 def test_image_offset_misaligned_or_out_of_bounds(lay: Layout, tmp_path: Path, where: str) -> None:
     m = Mut(lay)
     if where == "misaligned":
-        m.ent("offset", lay.img + 0x100)
+        m.ent("offset", lay.img + fmt.FILE_ALIGN // 2).ent("size", lay.img_size - fmt.FILE_ALIGN)
     elif where == "zero":
         m.ent("offset", 0)
+    elif where == "in-table":  # images start after the table, which the head checksum covers
+        m.ent("offset", lay.table)
     elif where == "past-end":
         m.ent("offset", fmt.align_up(len(lay.data)) + fmt.ALIGN)
     elif where == "size-past-end":
@@ -452,11 +458,22 @@ def test_image_offset_misaligned_or_out_of_bounds(lay: Layout, tmp_path: Path, w
 SHA_CASES = ["segment-data", "image-header", "string-table", "padding", "digest"]
 
 
+def _padding_pos(lay: Layout) -> int:
+    """A byte of the image that no table or segment holds (the packing's alignment)."""
+    used = [(lay.img, lay.strtab_end)] + [(lay.img + s.offset, lay.img + s.offset + s.filesz)
+                                          for s in lay.segs if s.filesz]
+    used.sort()
+    for (_, end), (start, _) in zip(used, used[1:], strict=False):
+        if start > end:
+            return end
+    raise AssertionError("the image has no padding between its parts")
+
+
 def _flip_pos(lay: Layout, where: str) -> int:
     return {"segment-data": lay.img + lay.segs[0].offset + 10,
             "image-header": lay.img + HDR_FIELDS["vsize"][0] + 7,
             "string-table": lay.strtab + 2,
-            "padding": lay.strtab_end + 100,
+            "padding": _padding_pos(lay),
             "digest": lay.table + ENT_FIELDS["sha256"][0] + 31}[where]
 
 
@@ -471,33 +488,34 @@ def test_sha256_mismatch(lay: Layout, tmp_path: Path, where: str) -> None:
         refused(path, NAME, f"{MACHINE} image is corrupt (SHA-256 mismatch)")
 
 
-@pytest.mark.parametrize("where", [*SHA_CASES, "file-header-reserved", "table-padding"])
+@pytest.mark.parametrize("where", [*SHA_CASES, "file-header-reserved", "table-reserved"])
 def test_checksum_mismatch_by_default(lay: Layout, tmp_path: Path, where: str) -> None:
     """The same flips, not resealed, at the default level: the CRC-32C checksums catch
-    them (the image's, or the file head's for the image table and what precedes it)."""
-    pos = {"file-header-reserved": 50, "table-padding": lay.table + fmt.IMAGE_ENT.size + 5}.get(
+    them (the image's, or the file head's for the file header and image table)."""
+    pos = {"file-header-reserved": 50, "table-reserved": lay.table + 59}.get(
         where) or _flip_pos(lay, where)
     m = Mut(lay)
     m.buf[pos] ^= 0x20
-    head = pos < fmt.ALIGN
+    head = pos < fmt.table_end(lay.data)
+    assert head == (where in ("digest", "file-header-reserved", "table-reserved"))
     refused(write(tmp_path, m.raw()), NAME,
             "file header or image table is corrupt (CRC-32C mismatch)" if head
             else f"{MACHINE} image is corrupt (CRC-32C mismatch)")
 
 
-def test_old_format_version_refused(lay: Layout, tmp_path: Path) -> None:
-    """A 1.0 file (no checksums) is refused with the version and what to do, also with
-    the checks off: the loader could not check it."""
-    m = Mut(lay).file("version_minor", 0)
-    m.buf[fmt.HEAD_CRC_AT:fmt.HEAD_CRC_AT + 4] = bytes(4)  # 1.0 had no head_crc32c
+@pytest.mark.parametrize("minor", [0, 1])
+def test_old_format_version_refused(lay: Layout, tmp_path: Path, minor: int) -> None:
+    """A 1.x file (64 KiB-aligned offsets, which 2.0 packs) is refused with the version
+    and what to do, at every check level."""
+    m = Mut(lay).file("version_major", 1).file("version_minor", minor)
     for level in (0, 1, 2):
         old = _runtime.set_verify(level)
         try:
-            refused(write(tmp_path, m.raw()), NAME, "format version 1.0; rebuild with this "
-                    "cosmoext (this loader needs 1.1 or later, whose checksums it checks)")
+            refused(write(tmp_path, m.raw()), NAME, f"format version 1.{minor}; rebuild with "
+                    "this cosmoext (this loader reads 2.x)")
         finally:
             _runtime.set_verify(old)
-    with pytest.raises(fmt.FormatError, match=r"format version 1\.0; rebuild"):
+    with pytest.raises(fmt.FormatError, match=rf"format version 1\.{minor}; rebuild"):
         fmt.parse(m.raw())
 
 
@@ -508,13 +526,12 @@ def test_wrong_architecture(lay: Layout, tmp_path: Path) -> None:
 
 
 def test_wrong_architecture_two_images(lay: Layout, tmp_path: Path) -> None:
-    """Two entries, neither for this machine: the message lists both."""
-    m = Mut(lay).ent("machine", fmt.EM_AARCH64).hdr("machine", fmt.EM_AARCH64)
-    m.file("image_count", 2)
-    second = lay.table + fmt.IMAGE_ENT.size
-    m.buf[second:second + fmt.IMAGE_ENT.size] = m.buf[lay.table:lay.table + fmt.IMAGE_ENT.size]
-    struct.pack_into("<H", m.buf, second, 40)  # EM_ARM: a machine the loader has no name for
-    path = write(tmp_path, m.sealed())
+    """Two images, neither for this machine: the message lists both."""
+    img = fmt.parse(lay.data)[0]
+    other = fmt.parse(lay.data)[0]
+    img.arch = fmt.EM_AARCH64
+    other.arch = 40  # EM_ARM: a machine the loader has no name for
+    path = write(tmp_path, fmt.pack([img, other]))
     refused(path, NAME, f"no image for this machine ({MACHINE}); the file has: aarch64, unknown")
 
 
@@ -711,7 +728,19 @@ def image_header_size(m: Mut) -> list[str]:
 
 @case
 def image_align(m: Mut) -> list[str]:
-    m.hdr("align", 0x1000)
+    m.hdr("align", 0x3000)  # not a power of two
+    return ["bad image header"]
+
+
+@case
+def image_align_small(m: Mut) -> list[str]:
+    m.hdr("align", 0x800)
+    return ["bad image header"]
+
+
+@case
+def image_align_large(m: Mut) -> list[str]:
+    m.hdr("align", 2 * fmt.ALIGN)
     return ["bad image header"]
 
 
@@ -1349,7 +1378,7 @@ def _failing_files(lay: Layout, variants: dict[str, Path], d: Path) -> list[tupl
         jobs.append((str(write(d, lay.data[:cut], f"cut-{where}")), NAME))
     for what, m in {
         "magic": Mut(lay).file("magic", b"COSMOEXX"),
-        "version": Mut(lay).file("version_major", 2),
+        "version": Mut(lay).file("version_major", 3),
         "count": Mut(lay).file("image_count", 0),
         "table": Mut(lay).file("table_offset", len(lay.data)),
         "offset": Mut(lay).ent("offset", lay.img + 8),
@@ -1667,9 +1696,9 @@ def test_every_metadata_byte_flip_is_refused_by_default(pristine_path: Path,
     assert res["refused"] == end - off > 500
 
 
-# ---- every 4 KiB block of a multi-segment image: zeroed, and one byte flipped ----------------
+# ---- every 2 KiB block of a multi-segment image: zeroed, and one byte flipped ----------------
 
-BLOCK = 4096
+BLOCK = 2048
 CPP_NAME = "cx_cpp"
 
 BLOCK_CHILD = r"""
@@ -1693,7 +1722,7 @@ for path in json.loads(open(sys.argv[1]).read()):
 
 @pytest.fixture(scope="module")
 def cpp_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/ext/cx_cpp.cpp (C++, libstdc++ linked in): four segments, ~700 KiB."""
+    """tests/ext/cx_cpp.cpp (C++, libstdc++ linked in): four segments, ~550 KiB."""
     from support.build import build_ext
     from support.extensions import cflags, sources
     out = tmp_path_factory.mktemp("cpp") / f"{CPP_NAME}.cosmoext"
@@ -1737,9 +1766,10 @@ def _check_blocks(results: dict[int, dict], files: list[tuple[int, Path]], what:
 
 
 def test_every_block_zeroed_is_refused(cpp_image: Path, tmp_path: Path) -> None:
-    """Each 4 KiB block of a C++ image zeroed in turn, at the default level: refused with
+    """Each 2 KiB block of a C++ image zeroed in turn, at the default level: refused with
     an ImportError naming the file, every block.  A block that is already all zero (the
-    alignment padding) cannot be zeroed: that file is the pristine one, which loads."""
+    file is packed: few, if any) cannot be zeroed: that file is the pristine one, which
+    loads."""
     data = cpp_image.read_bytes()
     nblocks = (len(data) + BLOCK - 1) // BLOCK
     files, unchanged = [], []
@@ -1769,15 +1799,15 @@ def test_every_block_zeroed_is_refused(cpp_image: Path, tmp_path: Path) -> None:
 
 
 def test_every_block_with_a_flipped_byte_is_refused(cpp_image: Path, tmp_path: Path) -> None:
-    """One byte flipped in each 4 KiB block of a C++ image in turn (a different place in
-    each block), at the default level: refused with an ImportError naming the file, for
-    every block of the file, padding included."""
+    """One byte flipped in each 2 KiB block of a C++ image in turn (a different place in
+    each block; in the first, a byte of the image table), at the default level: refused
+    with an ImportError naming the file, for every block of the file."""
     data = cpp_image.read_bytes()
     nblocks = (len(data) + BLOCK - 1) // BLOCK
     files = []
     for k in range(nblocks):
         size = min(BLOCK, len(data) - k * BLOCK)
-        pos = k * BLOCK + (k * 2654435761) % size
+        pos = k * BLOCK + (k * 2654435761 + 100) % size
         buf = bytearray(data)
         buf[pos] ^= 1 << (k % 8)
         p = tmp_path / f"f{k:04d}" / f"{CPP_NAME}.cosmoext"

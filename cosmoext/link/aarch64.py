@@ -1,7 +1,7 @@
 """AArch64 relocations (AAELF64 names), resolved at build time or turned into fixups.
 
 S: symbol, A: addend, P: place, G: GOT slot, GOT: GOT base, Page(x) = x & ~0xfff.
-The image base is page aligned (at least 4 KiB; the format asks for 64 KiB),
+The image base is page aligned (at least 4 KiB: the image header's align),
 so page offsets and the low 12 bits of image addresses are fixed at build
 time: every internal reference is resolved here.  References to host
 symbols become fixups: through the GOT (``abs64``) where the code allows it

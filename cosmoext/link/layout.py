@@ -269,6 +269,12 @@ def link_object(obj: elf.ElfObject, backend: Backend, *, name: str, target: str,
         link.flags |= _flag_for(f, link)
     if pic:
         link.flags |= fmt.F_PIC
+    # The base must keep every section aligned; a page at least, because
+    # internal references (aarch64 ADRP) were resolved assuming that.
+    align = max([fmt.MIN_BASE_ALIGN, *(s.align for s in plan.loaded)])
+    if align > fmt.ALIGN:
+        raise LinkError(f"{obj.path}: a section is aligned to {align:#x} bytes; "
+                        f"at most {fmt.ALIGN:#x} is supported")
     if map_path:
         _write_map(map_path, link, plan.seg_ranges)
     return fmt.Image(
@@ -280,6 +286,7 @@ def link_object(obj: elf.ElfObject, backend: Backend, *, name: str, target: str,
         eh_frame=section_range(".eh_frame"), eh_frame_hdr=(plan.ehhdr_va, plan.ehhdr_size),
         tls=((plan.tdata_va, plan.tdata_size, plan.tls_memsz, plan.tls_align)
              if plan.tls_memsz else (0, 0, 0, 0)),
+        align=1 << (align - 1).bit_length(),
     )
 
 

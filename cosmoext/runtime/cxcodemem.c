@@ -122,23 +122,23 @@ static int to_prot(unsigned p) {
 
 /* ---- reserve ------------------------------------------------------------------ */
 
-static void *reserve_plain(uintptr_t want, size_t size) {
-  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-  if (!want) {
-    /* Anywhere: over-reserve by one granule and trim, so the base is 64 KiB
-       aligned as the format promises (sections may be aligned that much). */
-    const size_t g = 0x10000;
-    char *p = mmap(NULL, size + g, PROT_NONE, flags, -1, 0);
+/* An anonymous mapping of size bytes with protection prot: at exactly want,
+   or (want == 0) anywhere aligned to align (0: the page is enough), by
+   over-reserving and trimming only when the alignment is larger. */
+static void *map_plain(uintptr_t want, size_t size, size_t align, int prot, int flags) {
+  flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+  if (!want && align) {
+    char *p = mmap(NULL, size + align, prot, flags, -1, 0);
     if (p == MAP_FAILED) return NULL;
-    uintptr_t a = ((uintptr_t)p + g - 1) & ~(uintptr_t)(g - 1);
+    uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
     if (a > (uintptr_t)p) munmap(p, a - (uintptr_t)p);
-    if ((uintptr_t)p + size + g > a + size) munmap((void *)(a + size), (uintptr_t)p + g - a);
+    if ((uintptr_t)p + size + align > a + size) munmap((void *)(a + size), (uintptr_t)p + align - a);
     return (void *)a;
   }
 #ifdef MAP_FIXED_NOREPLACE
   if (want) flags |= MAP_FIXED_NOREPLACE;
 #endif
-  void *p = mmap((void *)want, size, PROT_NONE, flags, -1, 0);
+  void *p = mmap((void *)want, size, prot, flags, -1, 0);
   if (p == MAP_FAILED) return NULL;
   if (want && (uintptr_t)p != want) { /* kernel treated the hint as a hint */
     munmap(p, size);
@@ -179,10 +179,16 @@ static void *reserve_jit(uintptr_t want, size_t size, const struct cx_code_range
   return p;
 }
 
-void *cx_codemem_reserve(uintptr_t want, size_t size, const struct cx_code_range *code,
-                         unsigned ncode) {
+void *cx_codemem_reserve(uintptr_t want, size_t size, size_t align,
+                         const struct cx_code_range *code, unsigned ncode) {
   if (cx_codemem_kind() == CX_CODEMEM_MAP_JIT && ncode) return reserve_jit(want, size, code, ncode);
-  return reserve_plain(want, size);
+  return map_plain(want, size, align, PROT_NONE, MAP_NORESERVE);
+}
+
+int cx_codemem_one_map(void) { return cx_codemem_kind() == CX_CODEMEM_MPROTECT; }
+
+void *cx_codemem_map_rw(uintptr_t want, size_t size, size_t align) {
+  return map_plain(want, size, align, PROT_READ | PROT_WRITE, 0);
 }
 
 /* ---- map one segment ---------------------------------------------------------- */

@@ -27,9 +27,20 @@ const char *cx_codemem_name(void);
 
 /* Reserve size bytes of address space, inaccessible except for the code
    ranges (which MAP_JIT needs to create now).  want != 0: only at exactly
-   that address (NULL if it is taken).  Returns the start or NULL. */
-void *cx_codemem_reserve(uintptr_t want, size_t size, const struct cx_code_range *code,
-                         unsigned ncode);
+   that address (NULL if it is taken); else aligned to align (0: a page is
+   enough).  Returns the start or NULL. */
+void *cx_codemem_reserve(uintptr_t want, size_t size, size_t align,
+                         const struct cx_code_range *code, unsigned ncode);
+
+/* 1 where an image can be one read-write anonymous mapping whose ranges are
+   then given their final protection with cx_codemem_protect (plain
+   mprotect: Linux, Intel macOS, Cosmopolitan on either); 0 where each
+   segment needs cx_codemem_map (MAP_JIT code, Windows granules). */
+int cx_codemem_one_map(void);
+
+/* That mapping: size bytes, read-write, zero; at want or aligned as in
+   cx_codemem_reserve.  Returns the start or NULL. */
+void *cx_codemem_map_rw(uintptr_t want, size_t size, size_t align);
 
 /* Put one segment in place at `at` (inside a reservation, 64 KiB-aligned):
    a copy of filesz bytes at `bytes` (the loader's validated copy of the

@@ -1,4 +1,4 @@
-/* The .cosmoext format, version 1.1 (docs/format.md).  cosmoext/format.py is
+/* The .cosmoext format, version 2.0 (docs/format.md).  cosmoext/format.py is
    the Python twin; tests/test_format_agreement.py checks they agree.
    Little-endian; the loader reads fields with memcpy so nothing here relies
    on the file being aligned in memory. */
@@ -8,10 +8,18 @@
 
 #define CX_MAGIC "COSMOEXT"
 #define CX_IMAGE_MAGIC "CXIM"
-#define CX_VERSION_MAJOR 1
-/* The loader refuses older minor versions: 1.0 files have no checksums. */
-#define CX_VERSION_MINOR 1
+#define CX_VERSION_MAJOR 2
+#define CX_VERSION_MINOR 0
+/* In memory, segment vaddrs and vsize are multiples of CX_ALIGN (64 KiB:
+   16 KiB Apple pages, 64 KiB Windows granularity).  In the file, images and
+   segment data are packed at CX_FILE_ALIGN; the loader copies them.  An
+   image's base must be aligned to its header's align, a power of two from
+   CX_MIN_BASE_ALIGN to CX_ALIGN. */
 #define CX_ALIGN 0x10000u
+#define CX_FILE_ALIGN 16u
+#define CX_MIN_BASE_ALIGN 0x1000u
+/* The image table lies in the file's first CX_HEAD_MAX bytes. */
+#define CX_HEAD_MAX 0x10000u
 #define CX_MAX_IMAGES 8
 #define CX_MAX_SEGMENTS 8
 #define CX_MAX_VSIZE (1ull << 30)
@@ -19,9 +27,9 @@
 #define CX_MAX_FIXUPS (1u << 24)
 #define CX_MAX_INIT 65536u
 /* Checksums (CRC-32C, reflected polynomial; standard init and final xor):
-   head_crc32c covers the file's first CX_ALIGN bytes (header, image table,
-   padding up to the first image) except the field itself, at
-   CX_HEAD_CRC_AT; an image table entry's crc32c covers its image. */
+   head_crc32c covers the file header and the image table (bytes 0 to the
+   table's end) except the field itself, at CX_HEAD_CRC_AT; an image table
+   entry's crc32c covers its image. */
 #define CX_CRC32C_POLY 0x82f63b78u
 #define CX_HEAD_CRC_AT 40
 
@@ -107,6 +115,7 @@ struct cx_image_hdr {
   uint16_t machine;       /* 4 */
   uint16_t header_size;   /* 6 */
   uint32_t flags;         /* 8 */
+  /* the base alignment the image needs: a power of two, 4 KiB..64 KiB */
   uint32_t align;         /* 12 */
   char target[16];        /* 16 */
   char python_abi[16];    /* 32 */
@@ -134,8 +143,8 @@ struct cx_image_hdr {
   uint32_t reserved2;     /* 180 */
   uint64_t reserved3;     /* 184 */
   /* 192: SHA-256 over image[0:192] + image[224:meta_end], where meta_end is
-     the end of the last table or string table.  Written for 1.0 loaders,
-     which check it; this loader relies on the image's crc32c instead. */
+     the end of the last table or string table.  cosmoext.format.parse checks
+     it; this loader relies on the image's crc32c instead. */
   uint8_t meta_sha256[32];
 };
 

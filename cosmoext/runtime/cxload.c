@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cxcrc32c.h"
 #include "cxfixup.h"
 #include "cxformat.h"
 #include "cxloadctx.h"
@@ -34,11 +35,16 @@ static struct cx_counters g_count;
    waits for a load in progress (pthread_atfork), so a child never inherits
    the lock held or an image half mapped. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 static void lock_for_fork(void) { pthread_mutex_lock(&g_lock); }
 static void unlock_after_fork(void) { pthread_mutex_unlock(&g_lock); }
-static void install_atfork(void) {
+
+/* Once, when the runtime itself is loaded (as the dynamic linker sets itself
+   up at start-up), not in the first import: the fork handlers (a
+   pthread_once in cx_load cost that import a futex call), and the choice of
+   CRC-32C code (cpuid, a VM exit of ~10 us under virtualisation). */
+__attribute__((constructor)) static void cx_load_init(void) {
   pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
+  (void)cx_crc32c_impl();
 }
 
 struct cx_image *cx_images(void) {
@@ -51,34 +57,54 @@ void cx_get_counters(struct cx_counters *c) {
   pthread_mutex_unlock(&g_lock);
 }
 
-/* The whole file, read into private anonymous memory (never a mapping of the
-   file: a truncation while it is in use would be SIGBUS).  A file shorter
-   than fstat said (truncated meanwhile) is refused; bytes past that size
-   (appended meanwhile) are ignored, and the header's file size is checked
-   against this copy's size by validation. */
-static void *read_file(int fd, size_t size, char *err, size_t errlen) {
-  void *buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (buf == MAP_FAILED) {
-    cx_fail(err, errlen, "cannot allocate %zu bytes to read the file: %s", size, strerror(errno));
-    return NULL;
-  }
+/* len bytes at offset off of the file, into buf (the loader's own memory:
+   never a mapping of the file, where a truncation while in use would be
+   SIGBUS).  A file shorter than fstat said (truncated meanwhile) is
+   refused; bytes appended meanwhile are never read. */
+static int read_at(struct cx_ctx *c, unsigned char *buf, size_t len, uint64_t off) {
   size_t got = 0;
-  while (got < size) {
-    ssize_t n = pread(fd, (char *)buf + got, size - got, (off_t)got);
+  while (got < len) {
+    ssize_t n = pread(c->fd, buf + got, len - got, (off_t)(off + got));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n < 0)
-        cx_fail(err, errlen, "cannot read file: %s", strerror(errno));
-      else
-        cx_fail(err, errlen, "file shrank from %zu to %zu bytes while being read", size, got);
-      munmap(buf, size);
-      return NULL;
-    }
+    if (n < 0) return cx_fail(c->err, c->errlen, "cannot read file: %s", strerror(errno));
+    if (n == 0)
+      return cx_fail(c->err, c->errlen, "file shrank from %zu to %llu bytes while being read",
+                     c->file_size, (unsigned long long)(off + got));
     got += (size_t)n;
   }
-  /* read-only from here on: validation and mapping only ever read it */
-  mprotect(buf, size, PROT_READ);
-  return buf;
+  return 0;
+}
+
+/* The file header and image table, then this machine's image: one read of
+   the file's first CX_HEAD_MAX bytes, which holds the whole file when it is
+   small, and a second read of the image only when it lies past them (a
+   large image, or another machine's image first in a fat file). */
+static int read_image(struct cx_ctx *c) {
+  c->head_len = c->file_size < CX_HEAD_MAX ? c->file_size : CX_HEAD_MAX;
+  if (!(c->head = malloc(c->head_len)))
+    return cx_fail(c->err, c->errlen, "out of memory reading %zu bytes", c->head_len);
+  if (read_at(c, c->head, c->head_len, 0) || cx_validate_file(c)) return -1;
+  if (c->img_off + c->img_size <= c->head_len) {
+    c->img = c->head + c->img_off;
+  } else {
+    if (!(c->img_buf = malloc((size_t)c->img_size)))
+      return cx_fail(c->err, c->errlen, "out of memory reading %llu bytes",
+                     (unsigned long long)c->img_size);
+    if (read_at(c, c->img_buf, (size_t)c->img_size, c->img_off)) return -1;
+    c->img = c->img_buf;
+  }
+  return cx_verify_image(c);
+}
+
+/* An image already loaded from this file (dlopen returns the same handle
+   for the same file; so do we): same device, inode, size and mtime. */
+static struct cx_image *find_loaded(const struct stat *sb) {
+  int64_t mtime = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
+  for (struct cx_image *im = g_images; im; im = im->next)
+    if (im->dev == (uint64_t)sb->st_dev && im->ino == (uint64_t)sb->st_ino &&
+        im->size == (uint64_t)sb->st_size && im->mtime_ns == mtime)
+      return im;
+  return NULL;
 }
 
 static uint64_t now_ns(void) {
@@ -97,7 +123,6 @@ struct cx_image *cx_load(const char *path, const char *want_name, const struct c
   uint64_t t0 = now_ns(), t1, t2, t3;
   memset(&c, 0, sizeof c);
   memset(st, 0, sizeof *st);
-  pthread_once(&g_atfork_once, install_atfork);
   pthread_mutex_lock(&g_lock);
   c.path = path;
   c.want_name = want_name;
@@ -121,9 +146,14 @@ struct cx_image *cx_load(const char *path, const char *want_name, const struct c
     cx_fail(err, errlen, "not a regular file of plausible size");
     goto out;
   }
+  if ((im = find_loaded(&sb))) {
+    close(c.fd);
+    st->reused = 1;
+    pthread_mutex_unlock(&g_lock);
+    return im;
+  }
   c.file_size = (size_t)sb.st_size;
-  if (!(c.file = read_file(c.fd, c.file_size, err, errlen))) goto out;
-  if (cx_validate_file(&c) || cx_validate_image(&c) || cx_validate_ranges(&c) ||
+  if (read_image(&c) || cx_validate_image(&c) || cx_validate_ranges(&c) ||
       cx_resolve_imports(&c) || cx_validate_fixups(&c, &req))
     goto out;
   t1 = now_ns();
@@ -160,7 +190,7 @@ struct cx_image *cx_load(const char *path, const char *want_name, const struct c
   /* Success: publish the image, then run its initialisers. */
   memcpy(im->name, c.strtab + c.h.name_off, strlen(c.strtab + c.h.name_off) + 1);
   im->base = c.base;
-  im->vsize = (size_t)c.h.vsize;
+  im->vsize = c.map_size;
   im->entry = c.base + (uintptr_t)c.h.entry;
   im->flags = c.h.flags;
   im->nseg = c.h.seg_count;
@@ -208,7 +238,8 @@ struct cx_image *cx_load(const char *path, const char *want_name, const struct c
     ((void (*)(int, char **, char **))init[i])(0, NULL, NULL);
 #endif
   st->init_ns = now_ns() - t3;
-  munmap((void *)c.file, c.file_size);
+  free(c.head);
+  free(c.img_buf);
   close(c.fd);
   free(c.imp_addr);
   return im;
@@ -218,7 +249,8 @@ out:
   if (c.tls_module) cx_tls_unregister(c.tls_module);
   if (c.tls_tpoff && !c.tls_seeded) cx_static_tls->used = c.tls_used_before;
   cx_unmap_all(&c);
-  if (c.file) munmap((void *)c.file, c.file_size);
+  free(c.head);
+  free(c.img_buf);
   if (c.fd >= 0) close(c.fd);
   free(c.imp_addr);
   if (im) free(im->path);

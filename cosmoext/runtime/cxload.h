@@ -29,7 +29,7 @@ struct cx_image {
   char *path;
   char name[64];
   uintptr_t base;
-  size_t vsize;
+  size_t vsize; /* bytes mapped at base */
   uintptr_t entry;
   uint32_t flags;
   unsigned nseg;
@@ -47,12 +47,16 @@ struct cx_image {
 struct cx_load_stats {
   uint64_t validate_ns, map_ns, fixup_ns, init_ns;
   uint64_t fixups, imports;
+  int reused; /* the file was loaded already: that image was returned */
 };
 
 /* Load an image.  On failure returns NULL, writes a one-line reason to err
    and leaves nothing mapped.  Images stay loaded for the process lifetime
    (like CPython never dlclose()s extensions).  If name is not NULL, an image
-   holding a different module is refused before anything is mapped. */
+   holding a different module is refused before anything is mapped.  A file
+   loaded already (same device, inode, size and mtime as the open file) gives
+   that image back, reused set, whatever its module name: the caller checks
+   it. */
 struct cx_image *cx_load(const char *path, const char *name, const struct cx_host *host,
                          char *err, size_t errlen, struct cx_load_stats *st);
 

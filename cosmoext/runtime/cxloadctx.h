@@ -16,17 +16,23 @@ struct cx_ctx {
   size_t errlen;
   const struct cx_host *host;
   int fd;
-  const unsigned char *file; /* read-only view of the whole file */
-  size_t file_size;
-  uint64_t img_off; /* image offset in file */
-  const unsigned char *img;
+  size_t file_size;          /* from fstat */
+  unsigned char *head;       /* malloc'd: the file's first head_len bytes */
+  size_t head_len;           /* min(file_size, CX_HEAD_MAX) */
+  unsigned char *img_buf;    /* malloc'd image, when it lies past head_len */
+  uint64_t img_off;          /* this machine's image: offset in file, size */
   uint64_t img_size;
+  uint32_t img_crc32c;       /* its checksums from the image table */
+  uint8_t img_sha256[32];
+  const unsigned char *img;  /* its bytes (in head or img_buf) */
   struct cx_image_hdr h;
   struct cx_segment seg[CX_MAX_SEGMENTS];
   unsigned seg_has_fixups[CX_MAX_SEGMENTS];
   const void **imp_addr;
   const char *strtab;
   uintptr_t base;
+  size_t map_size; /* bytes mapped at base (see cx_reserve) */
+  int one_map;     /* the image is one RW mapping, protected in runs */
   size_t page;
   intptr_t tls_tpoff; /* static TLS block offset from the thread pointer */
   size_t tls_module;

@@ -1,6 +1,15 @@
 /* Placement and mapping: the base addresses a non-PIC image can live at,
-   the reservation, segments mapped, then given their final protection.
-   Memory itself goes through cxcodemem.c, so nothing is ever W+X. */
+   the mapping, segments copied in, then given their final protection.
+   Memory itself goes through cxcodemem.c, so nothing is ever W+X.
+
+   Where plain mprotect works (cx_codemem_one_map), the image is one
+   read-write anonymous mapping up to its last segment's last page: one
+   mmap, a copy per segment, then one mprotect per run of pages with the
+   same final protection.  The pages between two segments (vaddrs are
+   64 KiB-aligned, so on 4 KiB pages there are gaps) get what both
+   neighbours allow, less execute: readable zeros, never writable unless
+   both are, never executable.  Elsewhere (MAP_JIT, Windows) the image is a
+   PROT_NONE reservation of vsize with each segment mapped into it. */
 #define _GNU_SOURCE 1
 #include "cxplace.h"
 
@@ -60,17 +69,26 @@ static size_t page_up(struct cx_ctx *c, uint64_t x) {
 /* Address space for the image (cxcodemem.c): inaccessible, except that on
    macOS ARM64 its code ranges are created as MAP_JIT memory right away. */
 static void *try_reserve(struct cx_ctx *c, uint64_t want, size_t size) {
+  size_t align = c->h.align > c->page ? (size_t)c->h.align : 0;
+  if (c->one_map) return cx_codemem_map_rw((uintptr_t)want, size, align);
   struct cx_code_range code[CX_MAX_SEGMENTS];
   unsigned n = 0;
   for (uint32_t i = 0; i < c->h.seg_count; i++)
     if (c->seg[i].prot & CX_PROT_X)
       code[n++] = (struct cx_code_range){(size_t)c->seg[i].vaddr, page_up(c, c->seg[i].memsz)};
-  return cx_codemem_reserve((uintptr_t)want, size, code, n);
+  return cx_codemem_reserve((uintptr_t)want, size, align, code, n);
 }
 
-/* Reserve vsize bytes of address space at a base satisfying req. */
+/* Map the image at a base satisfying req and its alignment. */
 int cx_reserve(struct cx_ctx *c, uint32_t req) {
-  size_t size = (size_t)c->h.vsize;
+  c->one_map = cx_codemem_one_map();
+  if (c->one_map) {
+    const struct cx_segment *last = &c->seg[c->h.seg_count - 1]; /* sorted by vaddr */
+    c->map_size = page_up(c, last->vaddr + last->memsz);
+  } else {
+    c->map_size = (size_t)c->h.vsize;
+  }
+  size_t size = c->map_size;
   if (!(req & (CX_F_NEAR_HOST | CX_F_LOW_IMAGE))) {
     void *p = try_reserve(c, 0, size);
     if (!p) return cx_fail(c->err, c->errlen, "cannot reserve %zu bytes of address space", size);
@@ -106,14 +124,18 @@ int cx_reserve(struct cx_ctx *c, uint32_t req) {
                  "'cosmoext embed'", why, size);
 }
 
-/* Map segments (cxcodemem.c): anonymous memory with the validated bytes
-   copied in (the memory after them is already zero).  A segment that needs
-   writing at load time (fixups) stays writable until cx_protect_segments and
-   is never executable while it is: RW then RX, or a MAP_JIT write window. */
+/* Segments (cxcodemem.c): anonymous memory with the validated bytes copied
+   in (the memory after them is already zero).  A segment that needs writing
+   at load time (fixups) stays writable until cx_protect_segments and is
+   never executable while it is: RW then RX, or a MAP_JIT write window. */
 int cx_map_segments(struct cx_ctx *c) {
   for (uint32_t i = 0; i < c->h.seg_count; i++) {
     struct cx_segment *s = &c->seg[i];
     uintptr_t at = c->base + (uintptr_t)s->vaddr;
+    if (c->one_map) { /* already read-write and zero */
+      if (s->filesz) memcpy((void *)at, c->img + s->offset, (size_t)s->filesz);
+      continue;
+    }
     int writable_now = c->seg_has_fixups[i] || (s->prot & CX_PROT_W);
     if (cx_codemem_map(at, page_up(c, s->memsz), (size_t)s->filesz, c->img + s->offset, s->prot,
                        writable_now) != 0)
@@ -122,7 +144,41 @@ int cx_map_segments(struct cx_ctx *c) {
   return 0;
 }
 
+/* One mapping: final protections by runs of pages (see the top of this file). */
+static int protect_runs(struct cx_ctx *c) {
+  const uint32_t rw = CX_PROT_R | CX_PROT_W;
+  size_t run_start = 0, pos = 0;
+  uint32_t run_prot = rw;
+  for (uint32_t i = 0; i <= c->h.seg_count; i++) {
+    /* the gap before segment i (or nothing past the last one), then segment i */
+    size_t start = i < c->h.seg_count ? (size_t)c->seg[i].vaddr : c->map_size;
+    size_t end = i < c->h.seg_count ? page_up(c, c->seg[i].vaddr + c->seg[i].memsz) : c->map_size;
+    uint32_t prev = i ? c->seg[i - 1].prot : 0;
+    uint32_t next = i < c->h.seg_count ? c->seg[i].prot : 0;
+    struct { size_t lo, hi; uint32_t prot; } part[2] = {
+        {pos, start, prev & next & ~CX_PROT_X}, {start, end, next}};
+    for (int k = 0; k < 2; k++) {
+      if (part[k].lo >= part[k].hi) continue;
+      if (part[k].prot != run_prot) {
+        if (run_prot != rw && pos > run_start &&
+            cx_codemem_protect(c->base + run_start, part[k].lo - run_start, run_prot) != 0)
+          return cx_fail(c->err, c->errlen, "mprotect of the image at +%#zx failed: %s",
+                         run_start, strerror(errno));
+        run_start = part[k].lo;
+        run_prot = part[k].prot;
+      }
+      pos = part[k].hi;
+    }
+  }
+  if (run_prot != rw && pos > run_start &&
+      cx_codemem_protect(c->base + run_start, pos - run_start, run_prot) != 0)
+    return cx_fail(c->err, c->errlen, "mprotect of the image at +%#zx failed: %s", run_start,
+                   strerror(errno));
+  return 0;
+}
+
 int cx_protect_segments(struct cx_ctx *c) {
+  if (c->one_map) return protect_runs(c);
   for (uint32_t i = 0; i < c->h.seg_count; i++) {
     struct cx_segment *s = &c->seg[i];
     if (s->prot & CX_PROT_W) continue; /* data stays RW */
@@ -137,7 +193,7 @@ int cx_protect_segments(struct cx_ctx *c) {
 void cx_unmap_all(struct cx_ctx *c) {
   cx_codemem_abort(); /* a MAP_JIT write window may still be open */
   if (c->base) {
-    munmap((void *)c->base, (size_t)c->h.vsize);
+    munmap((void *)c->base, c->map_size);
     c->base = 0;
   }
 }

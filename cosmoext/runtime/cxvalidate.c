@@ -12,9 +12,9 @@
 #include "cxsha256.h"
 
 /* Checks at load: 0 none (tests only); 1 (the default) the CRC-32C
-   checksums, which cover every byte the loader reads, maps or copies: the
-   file's first 64 KiB (header, image table) and the whole image (header,
-   tables, segment bytes); 2 also the image's SHA-256 (COSMOEXT_VERIFY=1). */
+   checksums, which cover every byte the loader uses: the file header and
+   image table, and the whole image (header, tables, segment bytes); 2 also
+   the image's SHA-256 (COSMOEXT_VERIFY=1). */
 int cx_verify_digests = 1;
 
 _Static_assert(sizeof(struct cx_file_hdr) == CX_FILE_HDR_SIZE, "file header");
@@ -58,22 +58,21 @@ static void fixed_str_copy(char *dst, const char field[16]) {
 int cx_validate_file(struct cx_ctx *c) {
   struct cx_file_hdr fh;
   unsigned machine = cx_machine();
-  if (c->file_size < CX_FILE_HDR_SIZE)
+  if (c->head_len < CX_FILE_HDR_SIZE)
     return cx_fail(c->err, c->errlen,
                    "file is %zu bytes, shorter than the %d-byte header (truncated?)", c->file_size,
                    CX_FILE_HDR_SIZE);
-  memcpy(&fh, c->file, sizeof fh);
+  memcpy(&fh, c->head, sizeof fh);
   if (memcmp(fh.magic, CX_MAGIC, 8) != 0)
     return cx_fail(c->err, c->errlen, "not a .cosmoext file (bad magic)");
+  if (fh.version_major == 1)
+    return cx_fail(c->err, c->errlen,
+                   "format version %u.%u; rebuild with this cosmoext (this loader reads %d.x)",
+                   fh.version_major, fh.version_minor, CX_VERSION_MAJOR);
   if (fh.version_major != CX_VERSION_MAJOR)
     return cx_fail(c->err, c->errlen,
-                   "format version %u is not supported by this loader (version %d)",
-                   fh.version_major, CX_VERSION_MAJOR);
-  if (fh.version_minor < CX_VERSION_MINOR)
-    return cx_fail(c->err, c->errlen,
-                   "format version %u.%u; rebuild with this cosmoext (this loader needs %d.%d "
-                   "or later, whose checksums it checks)",
-                   fh.version_major, fh.version_minor, CX_VERSION_MAJOR, CX_VERSION_MINOR);
+                   "format version %u.%u is not supported (this loader reads %d.x)",
+                   fh.version_major, fh.version_minor, CX_VERSION_MAJOR);
   if (fh.header_size != CX_FILE_HDR_SIZE || fh.entry_size != CX_IMAGE_ENT_SIZE)
     return cx_fail(c->err, c->errlen, "bad file header (header or entry size)");
   if (fh.file_size != c->file_size)
@@ -82,14 +81,14 @@ int cx_validate_file(struct cx_ctx *c) {
                    c->file_size, (unsigned long long)fh.file_size);
   if (fh.image_count < 1 || fh.image_count > CX_MAX_IMAGES)
     return cx_fail(c->err, c->errlen, "bad image count %u", fh.image_count);
-  /* the table lies in the file's first 64 KiB, which head_crc32c covers */
-  size_t head = c->file_size < CX_ALIGN ? c->file_size : CX_ALIGN;
+  /* the table lies in the bytes read first; head_crc32c covers up to its end */
+  uint64_t table_end = fh.table_offset + (uint64_t)fh.image_count * CX_IMAGE_ENT_SIZE;
   if (fh.table_offset < CX_FILE_HDR_SIZE ||
-      !in_bounds(fh.table_offset, (uint64_t)fh.image_count * CX_IMAGE_ENT_SIZE, head))
+      !in_bounds(fh.table_offset, (uint64_t)fh.image_count * CX_IMAGE_ENT_SIZE, c->head_len))
     return cx_fail(c->err, c->errlen, "image table out of bounds");
   if (cx_verify_digests >= 1) {
-    uint32_t crc = cx_crc32c(0, c->file, CX_HEAD_CRC_AT);
-    crc = cx_crc32c(crc, c->file + CX_HEAD_CRC_AT + 4, head - CX_HEAD_CRC_AT - 4);
+    uint32_t crc = cx_crc32c(0, c->head, CX_HEAD_CRC_AT);
+    crc = cx_crc32c(crc, c->head + CX_HEAD_CRC_AT + 4, (size_t)table_end - CX_HEAD_CRC_AT - 4);
     if (crc != fh.head_crc32c)
       return cx_fail(c->err, c->errlen,
                      "file header or image table is corrupt (CRC-32C mismatch)");
@@ -98,9 +97,9 @@ int cx_validate_file(struct cx_ctx *c) {
   int found = -1;
   for (uint32_t i = 0; i < fh.image_count; i++) {
     struct cx_image_ent e;
-    memcpy(&e, c->file + fh.table_offset + (uint64_t)i * CX_IMAGE_ENT_SIZE, sizeof e);
-    if (e.offset % CX_ALIGN || e.offset == 0 || !in_bounds(e.offset, e.size, c->file_size) ||
-        e.size < CX_IMAGE_HDR_SIZE)
+    memcpy(&e, c->head + fh.table_offset + (uint64_t)i * CX_IMAGE_ENT_SIZE, sizeof e);
+    if (e.offset % CX_FILE_ALIGN || e.offset < table_end ||
+        !in_bounds(e.offset, e.size, c->file_size) || e.size < CX_IMAGE_HDR_SIZE)
       return cx_fail(c->err, c->errlen, "image %u (%s) out of bounds or misaligned", i,
                      cx_machine_name(e.machine));
     size_t len = strlen(have);
@@ -109,15 +108,8 @@ int cx_validate_file(struct cx_ctx *c) {
       found = (int)i;
       c->img_off = e.offset;
       c->img_size = e.size;
-      c->img = c->file + e.offset;
-      if (cx_verify_digests >= 1 && cx_crc32c(0, c->img, (size_t)e.size) != e.crc32c)
-        return cx_fail(c->err, c->errlen, "%s image is corrupt (CRC-32C mismatch)",
-                       cx_machine_name(machine));
-      uint8_t digest[32];
-      if (cx_verify_digests >= 2) cx_sha256(c->img, (size_t)e.size, digest);
-      if (cx_verify_digests >= 2 && memcmp(digest, e.sha256, 32) != 0)
-        return cx_fail(c->err, c->errlen, "%s image is corrupt (SHA-256 mismatch)",
-                       cx_machine_name(machine));
+      c->img_crc32c = e.crc32c;
+      memcpy(c->img_sha256, e.sha256, 32);
     }
   }
   if (found < 0)
@@ -126,17 +118,31 @@ int cx_validate_file(struct cx_ctx *c) {
   return 0;
 }
 
+int cx_verify_image(struct cx_ctx *c) {
+  unsigned machine = cx_machine();
+  if (cx_verify_digests >= 1 && cx_crc32c(0, c->img, (size_t)c->img_size) != c->img_crc32c)
+    return cx_fail(c->err, c->errlen, "%s image is corrupt (CRC-32C mismatch)",
+                   cx_machine_name(machine));
+  uint8_t digest[32];
+  if (cx_verify_digests >= 2) cx_sha256(c->img, (size_t)c->img_size, digest);
+  if (cx_verify_digests >= 2 && memcmp(digest, c->img_sha256, 32) != 0)
+    return cx_fail(c->err, c->errlen, "%s image is corrupt (SHA-256 mismatch)",
+                   cx_machine_name(machine));
+  return 0;
+}
+
 int cx_validate_image(struct cx_ctx *c) {
   struct cx_image_hdr *h = &c->h;
   unsigned machine = cx_machine();
   memcpy(h, c->img, sizeof *h);
   if (memcmp(h->magic, CX_IMAGE_MAGIC, 4) != 0 || h->machine != machine ||
-      h->header_size != CX_IMAGE_HDR_SIZE || h->align != CX_ALIGN)
+      h->header_size != CX_IMAGE_HDR_SIZE || h->align < CX_MIN_BASE_ALIGN ||
+      h->align > CX_ALIGN || (h->align & (h->align - 1)))
     return cx_fail(c->err, c->errlen, "bad image header");
   /* Every byte read from here on is covered by the image's crc32c, checked
-     by cx_validate_file (so are fields no validation can judge: fixup
+     by cx_verify_image (so are fields no validation can judge: fixup
      addends, the entry point, segment file ranges).  meta_sha256 is for
-     1.0 loaders; at level 2 the image's SHA-256 covers it too. */
+     cosmoext.format.parse; at level 2 the image's SHA-256 covers it too. */
   char got[16];
   if (!fixed_str_eq(h->target, c->host->target)) {
     fixed_str_copy(got, h->target);
@@ -180,7 +186,7 @@ int cx_validate_image(struct cx_ctx *c) {
     if (s->vaddr % CX_ALIGN || s->vaddr < prev_end || s->memsz == 0 ||
         !in_bounds(s->vaddr, s->memsz, h->vsize) || s->filesz > s->memsz)
       return cx_fail(c->err, c->errlen, "segment %u: bad address range", i);
-    if (s->filesz && (s->offset % CX_ALIGN || s->offset == 0 ||
+    if (s->filesz && (s->offset % CX_FILE_ALIGN || s->offset < CX_IMAGE_HDR_SIZE ||
                       !in_bounds(s->offset, s->filesz, c->img_size)))
       return cx_fail(c->err, c->errlen, "segment %u: file range out of bounds", i);
     prev_end = s->vaddr + s->memsz;

@@ -1,5 +1,5 @@
 /* Validation of a .cosmoext file before anything is mapped: file header,
-   image table and digests, image header, table bounds, segments, ranges. */
+   image table, digests, image header, table bounds, segments, ranges. */
 #ifndef CXVALIDATE_H
 #define CXVALIDATE_H
 #include <stdint.h>
@@ -8,7 +8,8 @@
 
 #pragma GCC visibility push(hidden) /* internal to the runtime */
 /* Each returns 0, or -1 with the reason in c->err. */
-int cx_validate_file(struct cx_ctx *c);   /* file header; picks this machine's image */
+int cx_validate_file(struct cx_ctx *c);   /* file header and table; picks this machine's image */
+int cx_verify_image(struct cx_ctx *c);    /* its CRC-32C (and SHA-256 at level 2), once read */
 int cx_validate_image(struct cx_ctx *c);  /* image header, tables, segments, module name */
 int cx_validate_ranges(struct cx_ctx *c); /* entry, init/fini arrays, unwind info, TLS */
 

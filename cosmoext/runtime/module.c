@@ -5,7 +5,6 @@
 #include <Python.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cxcodemem.h"
 #include "cxcrc32c.h"
@@ -42,18 +41,6 @@ static const struct cx_host host = {CX_TARGET, CX_PYTHON_ABI, cx_resolve,
 static struct cx_load_stats last_stats;
 static uint64_t last_init_ns;
 
-/* Find an already-loaded image for this file (dlopen returns the same
-   handle for the same file; so do we). */
-static struct cx_image *find_loaded(const char *path) {
-  struct stat sb;
-  if (stat(path, &sb) != 0) return NULL;
-  for (struct cx_image *im = cx_images(); im; im = im->next)
-    if (im->dev == (uint64_t)sb.st_dev && im->ino == (uint64_t)sb.st_ino &&
-        im->size == (uint64_t)sb.st_size && im->mtime_ns == (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec)
-      return im;
-  return NULL;
-}
-
 static PyObject *import_error(PyObject *name, PyObject *path, const char *fmt, ...) {
   char buf[CX_ERRLEN + 256];
   va_list ap;
@@ -85,18 +72,18 @@ static PyObject *create_module(PyObject *self, PyObject *spec) {
   const char *dot = strrchr(fullname, '.');
   const char *shortname = dot ? dot + 1 : fullname;
 
-  struct cx_image *im = find_loaded(cpath);
+  /* cx_load gives back the image of a file loaded already (the same handle,
+     as dlopen does), found from the fstat of the file it opens. */
+  struct cx_image *im;
+  char err[CX_ERRLEN];
+  struct cx_load_stats st; /* loads run in parallel without the GIL: published under it */
+  Py_BEGIN_ALLOW_THREADS
+  im = cx_load(cpath, shortname, &host, err, sizeof err, &st);
+  Py_END_ALLOW_THREADS
+  if (!st.reused) last_stats = st;
   if (!im) {
-    char err[CX_ERRLEN];
-    struct cx_load_stats st; /* loads run in parallel without the GIL: published under it */
-    Py_BEGIN_ALLOW_THREADS
-    im = cx_load(cpath, shortname, &host, err, sizeof err, &st);
-    Py_END_ALLOW_THREADS
-    last_stats = st;
-    if (!im) {
-      import_error(name, path, "cannot load %s: %s", cpath, err);
-      goto done;
-    }
+    import_error(name, path, "cannot load %s: %s", cpath, err);
+    goto done;
   }
   if (strcmp(im->name, shortname) != 0) {
     import_error(name, path, "cannot load %s: it holds module '%s', not '%s'", cpath, im->name,
