@@ -62,3 +62,27 @@ def test_frames_of_earlier_images_registered_with_the_unwinder(pic_dir: Path,
                 "    print(cx_catch.call_and_catch(functools.partial(cb.call, f)))\n"
                 "print('libgcc_s' in open('/proc/self/maps').read())", pic_dir)
     assert out.split("\n")[:7] == ["caught std: boom from cx_throw", "caught int 42"] * 3 + ["True"]
+
+
+FIND_FDE = """
+import ctypes, sys
+def fde(f):  # libgcc_s's FDE for the C function behind builtin f, or None
+    gcc = ctypes.CDLL("libgcc_s.so.1")
+    gcc._Unwind_Find_FDE.restype = ctypes.c_void_p
+    gcc._Unwind_Find_FDE.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    ml = ctypes.c_void_p.from_address(id(f) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
+    meth = ctypes.c_void_p.from_address(ml + ctypes.sizeof(ctypes.c_void_p)).value
+    return gcc._Unwind_Find_FDE(meth + 1, (ctypes.c_void_p * 3)())
+"""
+
+
+def test_unwinder_opened_by_someone_else_is_adopted_at_the_next_load(pic_dir: Path) -> None:
+    """C images only: libgcc_s opened by someone else after the first image
+    load is found at the next one, which registers the earlier image too."""
+    out = child(FIND_FDE +
+                "import cx_callback\n"
+                "maps = open('/proc/self/maps').read()\n"
+                "first = fde(cx_callback.call)  # opens libgcc_s: not ours yet\n"
+                "import cx_state\n"
+                "print('libgcc_s' in maps, first, fde(cx_callback.call) is not None)", pic_dir)
+    assert out.split() == ["False", "None", "True"]

@@ -47,7 +47,9 @@ static void *deregister_frame_info(const void *eh_frame) {
    in the process (a native C++ extension's) is adopted at the next image
    load. */
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
+#include <stddef.h>
 
 #define CX_UNWINDER "libgcc_s.so.1"
 #define CX_FROM_UNWINDER ((const void *)1) /* an overrides entry dlsym'd from it */
@@ -63,11 +65,32 @@ static void register_now(const void *eh_frame) {
   if (ob) g_register_frame_info(eh_frame, ob);
 }
 
+/* Whether the unwinder is in the process.  Not dlopen(RTLD_NOLOAD), which
+   searches the file system for a name that is not loaded: the loaded
+   objects, only when some were added since the last look. */
+static unsigned long long g_adds_seen;
+
+static int find_unwinder(struct dl_phdr_info *info, size_t size, void *data) {
+  unsigned long long *adds = data;
+  if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+    if (info->dlpi_adds == g_adds_seen) return -1; /* nothing new */
+    *adds = info->dlpi_adds;
+  }
+  const char *slash = strrchr(info->dlpi_name, '/');
+  return strcmp(slash ? slash + 1 : info->dlpi_name, CX_UNWINDER) == 0;
+}
+
 /* With g_unw_lock held: the unwinder's handle, opening it if LOAD (else only
    if it is already in the process), and the pending frames registered. */
 static void *unwinder_locked(int load) {
   if (g_unw) return g_unw;
-  void *h = dlopen(CX_UNWINDER, RTLD_NOW | RTLD_LOCAL | (load ? 0 : RTLD_NOLOAD));
+  if (!load) {
+    unsigned long long adds = 0;
+    int found = dl_iterate_phdr(find_unwinder, &adds);
+    if (adds) g_adds_seen = adds;
+    if (found != 1) return NULL;
+  }
+  void *h = dlopen(CX_UNWINDER, RTLD_NOW | RTLD_LOCAL);
   if (!h) return NULL;
   void *reg = dlsym(h, "__register_frame_info");
   if (!reg) {
