@@ -7,8 +7,11 @@
 
 #include <elf.h>
 #include <link.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <dlfcn.h>
 
@@ -84,14 +87,36 @@ int cx_dl_iterate_phdr(int (*cb)(void *info, size_t size, void *data), void *dat
    functions (psutil's dlopen("libc.so.6") + dlsym("mallinfo2")) fall back. */
 static char cx_host_handle;
 static _Thread_local const char *cx_dl_err;
-static _Thread_local char cx_dl_buf[320];
+/* dlerror()'s text, per thread: on the heap, as the runtime's TLS must stay
+   small (cxtls_dynamic.h: it is static TLS in host builds). */
+#define CX_DL_BUF 320
+static pthread_key_t g_dl_key;
+static pthread_once_t g_dl_once = PTHREAD_ONCE_INIT;
+
+static void dl_key(void) { pthread_key_create(&g_dl_key, free); }
+
+__attribute__((format(printf, 1, 2))) static void set_error(const char *fmt, ...) {
+  pthread_once(&g_dl_once, dl_key);
+  char *buf = pthread_getspecific(g_dl_key);
+  if (!buf && (buf = malloc(CX_DL_BUF)) != NULL && pthread_setspecific(g_dl_key, buf) != 0) {
+    free(buf);
+    buf = NULL;
+  }
+  if (!buf) {
+    cx_dl_err = "dlerror: out of memory";
+    return;
+  }
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, CX_DL_BUF, fmt, ap);
+  va_end(ap);
+  cx_dl_err = buf;
+}
 
 void *cx_dlopen(const char *file, int mode) {
   (void)mode;
   if (file == NULL) return &cx_host_handle;
-  snprintf(cx_dl_buf, sizeof cx_dl_buf,
-           "%.200s: a .cosmoext image cannot open shared objects (no dynamic loading)", file);
-  cx_dl_err = cx_dl_buf;
+  set_error("%.200s: a .cosmoext image cannot open shared objects (no dynamic loading)", file);
   return NULL;
 }
 
@@ -101,11 +126,7 @@ void *cx_dlsym(void *handle, const char *name) {
     return NULL;
   }
   const void *a = cx_resolve(name, cx_gnu_hash_str(name));
-  if (a == NULL) {
-    snprintf(cx_dl_buf, sizeof cx_dl_buf,
-             "undefined symbol: %.200s (not in this interpreter's export table)", name);
-    cx_dl_err = cx_dl_buf;
-  }
+  if (a == NULL) set_error("undefined symbol: %.200s (not in this interpreter's export table)", name);
   return (void *)a;
 }
 

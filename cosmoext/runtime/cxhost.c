@@ -37,8 +37,106 @@ static void *deregister_frame_info(const void *eh_frame) {
   return NULL;
 }
 #define FRAME_INFO_FUNCS                                                          \
-  {0, "__register_frame_info", (const void *)register_frame_info},               \
-  {0, "__deregister_frame_info", (const void *)deregister_frame_info},
+  {"__register_frame_info", (const void *)register_frame_info},                  \
+  {"__deregister_frame_info", (const void *)deregister_frame_info},
+#elif CX_EXPORTS_LAZY
+/* Host builds: libgcc_s.so.1, opened when an image first imports one of its
+   names instead of with the runtime (loading it was most of the runtime's
+   import time).  Until then images' .eh_frame wait in a list: nothing can
+   unwind through an image with an unwinder that is not loaded.  One already
+   in the process (a native C++ extension's) is adopted at the next image
+   load. */
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <stddef.h>
+
+#define CX_UNWINDER "libgcc_s.so.1"
+#define CX_FROM_UNWINDER ((const void *)1) /* an overrides entry dlsym'd from it */
+static pthread_mutex_t g_unw_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *g_unw; /* its handle once open; published with release ordering */
+static void (*g_register_frame_info)(const void *, void *);
+static const void **g_pending; /* .eh_frame of images loaded before it */
+static size_t g_npending, g_pending_cap;
+
+static void register_now(const void *eh_frame) {
+  /* libgcc's struct object is six words today; the rest is slack. */
+  void *ob = calloc(1, 256);
+  if (ob) g_register_frame_info(eh_frame, ob);
+}
+
+/* Whether the unwinder is in the process.  Not dlopen(RTLD_NOLOAD), which
+   searches the file system for a name that is not loaded: the loaded
+   objects, only when some were added since the last look. */
+static unsigned long long g_adds_seen;
+
+static int find_unwinder(struct dl_phdr_info *info, size_t size, void *data) {
+  unsigned long long *adds = data;
+  if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+    if (info->dlpi_adds == g_adds_seen) return -1; /* nothing new */
+    *adds = info->dlpi_adds;
+  }
+  const char *slash = strrchr(info->dlpi_name, '/');
+  return strcmp(slash ? slash + 1 : info->dlpi_name, CX_UNWINDER) == 0;
+}
+
+/* With g_unw_lock held: the unwinder's handle, opening it if LOAD (else only
+   if it is already in the process), and the pending frames registered. */
+static void *unwinder_locked(int load) {
+  if (g_unw) return g_unw;
+  if (!load) {
+    unsigned long long adds = 0;
+    int found = dl_iterate_phdr(find_unwinder, &adds);
+    if (adds) g_adds_seen = adds;
+    if (found != 1) return NULL;
+  }
+  void *h = dlopen(CX_UNWINDER, RTLD_NOW | RTLD_LOCAL);
+  if (!h) return NULL;
+  void *reg = dlsym(h, "__register_frame_info");
+  if (!reg) {
+    dlclose(h);
+    return NULL;
+  }
+  g_register_frame_info = (void (*)(const void *, void *))reg;
+  for (size_t i = 0; i < g_npending; i++) register_now(g_pending[i]);
+  free(g_pending);
+  g_pending = NULL;
+  g_npending = g_pending_cap = 0;
+  __atomic_store_n(&g_unw, h, __ATOMIC_RELEASE);
+  return h;
+}
+
+void cx_register_frames(const void *eh_frame) {
+  pthread_mutex_lock(&g_unw_lock);
+  if (!unwinder_locked(0) && g_npending == g_pending_cap) {
+    size_t cap = g_pending_cap ? 2 * g_pending_cap : 16;
+    const void **p = realloc(g_pending, cap * sizeof *p);
+    if (p) {
+      g_pending = p;
+      g_pending_cap = cap;
+    } else {
+      unwinder_locked(1); /* no room to wait: register now */
+    }
+  }
+  if (g_unw)
+    register_now(eh_frame);
+  else if (g_npending < g_pending_cap)
+    g_pending[g_npending++] = eh_frame;
+  pthread_mutex_unlock(&g_unw_lock);
+}
+
+static const void *unwinder_sym(const char *name) {
+  void *h = __atomic_load_n(&g_unw, __ATOMIC_ACQUIRE);
+  if (!h) {
+    pthread_mutex_lock(&g_unw_lock);
+    h = unwinder_locked(1);
+    pthread_mutex_unlock(&g_unw_lock);
+  }
+  return h ? dlsym(h, name) : NULL;
+}
+#define FRAME_INFO_FUNCS                                                          \
+  {"__register_frame_info", CX_FROM_UNWINDER},                                    \
+  {"__deregister_frame_info", CX_FROM_UNWINDER},
 #else
 /* libgcc_s, or libgcc_eh in a static build. */
 extern void __register_frame_info(const void *, void *);
@@ -54,8 +152,8 @@ void cx_register_frames(const void *eh_frame) {
   if (ob) __register_frame_info(eh_frame, ob);
 }
 #define FRAME_INFO_FUNCS                                                          \
-  {0, "__register_frame_info", (const void *)__register_frame_info},             \
-  {0, "__deregister_frame_info", (const void *)__deregister_frame_info},
+  {"__register_frame_info", (const void *)__register_frame_info},                \
+  {"__deregister_frame_info", (const void *)__deregister_frame_info},
 #endif
 
 #if defined(__COSMOPOLITAN__) && defined(__x86_64__)
@@ -69,14 +167,21 @@ static char *cx_stpcpy(char *d, const char *s) { return stpcpy(d, s); }
 static char *cx_strchrnul(const char *s, int c) { return strchrnul(s, c); }
 static wchar_t *cx_wmemrchr(const wchar_t *s, wchar_t c, size_t n) { return wmemrchr(s, c, n); }
 #define IFUNC_WRAPPERS                                                            \
-  {0, "strcpy", (const void *)cx_strcpy}, {0, "stpcpy", (const void *)cx_stpcpy},  \
-  {0, "strchrnul", (const void *)cx_strchrnul}, {0, "wmemrchr", (const void *)cx_wmemrchr},
+  {"strcpy", (const void *)cx_strcpy}, {"stpcpy", (const void *)cx_stpcpy},        \
+  {"strchrnul", (const void *)cx_strchrnul}, {"wmemrchr", (const void *)cx_wmemrchr},
 #else
 #define IFUNC_WRAPPERS
 #endif
 
-#define UNWIND(name) {0, #name, (const void *)name}
-static struct cx_export overrides[] = {
+#ifdef CX_FROM_UNWINDER
+#define UNWIND(name) {#name, CX_FROM_UNWINDER}
+#else
+#define UNWIND(name) {#name, (const void *)name}
+#endif
+static const struct {
+  const char *name;
+  const void *addr;
+} overrides[] = {
     IFUNC_WRAPPERS
     UNWIND(_Unwind_RaiseException),
     UNWIND(_Unwind_Resume),
@@ -98,27 +203,41 @@ static struct cx_export overrides[] = {
     UNWIND(_Unwind_Find_FDE),
     FRAME_INFO_FUNCS
     UNWIND(__gcc_personality_v0),
-    {0, "__tls_get_addr", (const void *)cx_tls_get_addr},
-    {0, "_dl_find_object", (const void *)cx_dl_find_object},
-    {0, "dl_iterate_phdr", (const void *)cx_dl_iterate_phdr},
-    {0, "dlopen", (const void *)cx_dlopen},
-    {0, "dlsym", (const void *)cx_dlsym},
-    {0, "dlclose", (const void *)cx_dlclose},
-    {0, "dlerror", (const void *)cx_dlerror},
-    {0, "cosmoext_closure_new", (const void *)cosmoext_closure_new},
-    {0, "cosmoext_closure_free", (const void *)cosmoext_closure_free},
-    {0, "cosmoext_closure_userdata", (const void *)cosmoext_closure_userdata},
+    {"__tls_get_addr", (const void *)cx_tls_get_addr},
+    {"_dl_find_object", (const void *)cx_dl_find_object},
+    {"dl_iterate_phdr", (const void *)cx_dl_iterate_phdr},
+    {"dlopen", (const void *)cx_dlopen},
+    {"dlsym", (const void *)cx_dlsym},
+    {"dlclose", (const void *)cx_dlclose},
+    {"dlerror", (const void *)cx_dlerror},
+    {"cosmoext_closure_new", (const void *)cosmoext_closure_new},
+    {"cosmoext_closure_free", (const void *)cosmoext_closure_free},
+    {"cosmoext_closure_userdata", (const void *)cosmoext_closure_userdata},
 };
 
-static uint32_t override_hash[sizeof overrides / sizeof overrides[0]];
+#define N_OVERRIDES (sizeof overrides / sizeof overrides[0])
+static uint32_t override_hash[N_OVERRIDES];
+#ifdef CX_FROM_UNWINDER
+static const void *override_addr[N_OVERRIDES]; /* CX_FROM_UNWINDER entries, once found */
+#endif
 
 const void *cx_resolve(const char *name, uint32_t hash) {
   /* The runtime's own few names first (hash compare, then the name). */
-  for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++) {
-    if (!override_hash[i]) override_hash[i] = cx_gnu_hash_str(overrides[i].name);
-    if (override_hash[i] == hash && strcmp(overrides[i].name, name) == 0)
-      return overrides[i].addr;
+  for (size_t i = 0; i < N_OVERRIDES; i++) {
+    uint32_t h = __atomic_load_n(&override_hash[i], __ATOMIC_RELAXED); /* images' dlsym */
+    if (!h) __atomic_store_n(&override_hash[i], h = cx_gnu_hash_str(overrides[i].name),
+                             __ATOMIC_RELAXED);
+    if (h != hash || strcmp(overrides[i].name, name) != 0) continue;
+#ifdef CX_FROM_UNWINDER
+    if (overrides[i].addr == CX_FROM_UNWINDER) {
+      const void *a = __atomic_load_n(&override_addr[i], __ATOMIC_ACQUIRE);
+      if (!a && (a = unwinder_sym(name)) != NULL)
+        __atomic_store_n(&override_addr[i], a, __ATOMIC_RELEASE);
+      return a;
+    }
+#endif
+    return overrides[i].addr;
   }
   const struct cx_export *e = cx_export_find(name, hash);
-  return e ? e->addr : NULL;
+  return e ? cx_export_addr(e) : NULL;
 }

@@ -18,11 +18,8 @@ intptr_t cx_tlsdesc_slow(uint64_t arg) {
 
 #if defined(__linux__) && !defined(__COSMOPOLITAN__)
 #define CX_TLSDESC_FAST_PATH                                                        \
-  "  adrp x0, :tlsdesc:cx_tls_dtv\n"                                                \
-  "  ldr x2, [x0, #:tlsdesc_lo12:cx_tls_dtv]\n"                                     \
-  "  add x0, x0, #:tlsdesc_lo12:cx_tls_dtv\n"                                       \
-  "  .tlsdesccall cx_tls_dtv\n"                                                     \
-  "  blr x2\n"                      /* x0 = offset of cx_tls_dtv */                 \
+  "  adrp x0, :gottprel:cx_tls_dtv\n" /* initial-exec (cxtls_dynamic.h) */        \
+  "  ldr x0, [x0, #:gottprel_lo12:cx_tls_dtv]\n" /* x0 = offset of cx_tls_dtv */   \
   "  mrs x4, tpidr_el0\n"                                                           \
   "  ldr x2, [x4, x0]\n"            /* x2 = this thread's dtv */                    \
   "  cbz x2, 1f\n"                                                                  \

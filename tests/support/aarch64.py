@@ -114,11 +114,12 @@ def a64_cpython(a64_tools: None, tmp_path_factory: pytest.TempPathFactory) -> tu
     exports = root / "cx_exports.c"
     gen = [sys.executable, str(pkg_src / "exports" / "gen_exports.py"), "--out", str(exports),
            "--python-lib", str(ARM64_LIBPYTHON_SO), "--nm", "aarch64-linux-gnu-nm",
-           "--libc-list", str(pkg_src / "exports" / "libc.txt")]
+           "--libc-list", str(pkg_src / "exports" / "libc.txt"), "--lazy"]  # as CMakeLists.txt
     for lib in ("libc.so.6", "libm.so.6", "libc_nonshared.a"):
         gen += ["--libc-lib", cross_file(lib)]
     check(gen)
-    cc = ["aarch64-linux-gnu-gcc", "-O2", "-fPIC", "-fno-strict-aliasing", f"-I{rt}", *inc]
+    cc = ["aarch64-linux-gnu-gcc", "-O2", "-fPIC", "-fno-strict-aliasing", "-DCX_EXPORTS_LAZY=1",
+          f"-I{rt}", *inc]
     jobs = [["aarch64-linux-gnu-gcc", "-O2", *inc, str(main), "-o", str(py),
              f"-L/usr/lib/{TRIPLET}", f"-lpython{VER}"],
             [*cc, "-fno-builtin", "-w", "-c", str(exports), "-o", str(root / "exports.o")]]
@@ -132,7 +133,7 @@ def a64_cpython(a64_tools: None, tmp_path_factory: pytest.TempPathFactory) -> tu
         list(pool.map(check, jobs))
     check(["aarch64-linux-gnu-gcc", "-shared", "-o",
            str(tree / "cosmoext" / f"_runtime.cpython-{ABI}-{TRIPLET}.so"),
-           *map(str, objs), "-lm"])
+           *map(str, objs), "-Wl,--no-as-needed", "-lm"])
     return py, tree
 
 
