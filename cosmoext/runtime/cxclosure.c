@@ -2,6 +2,7 @@
    runtime's own text, reaches slot i PC-relatively, so making a closure writes
    only data and works under strict W^X (design: docs/runtime.md). */
 #include "cxclosure.h"
+#include "cxtls_dynamic.h"
 
 #if defined(__APPLE__) && !(defined(__has_include) && __has_include(<unistd.h>))
 #include "compat/cx_darwin.h" /* no SDK: our own declarations */
@@ -32,7 +33,8 @@ __attribute__((visibility("hidden"), aligned(64))) struct cx_slot cx_closure_slo
 extern const char cx_closure_stubs[] __attribute__((visibility("hidden")));
 void *cx_closure_enter_c(struct cx_slot *s) __attribute__((visibility("hidden"), used));
 
-static _Thread_local void *t_userdata;
+/* initial-exec (cxtls_dynamic.h): a closure call reads it with no __tls_get_addr call */
+static _Thread_local void *t_userdata CX_TLS_MODEL;
 
 static uint64_t g_head = CX_NIL; /* (generation << 32) | index of the first free slot */
 static uint32_t g_next[CX_POOL];  /* next free slot after each free slot */
