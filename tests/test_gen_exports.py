@@ -260,7 +260,7 @@ def parse_lazy_table(text: str) -> tuple[list[tuple[int, str]], list[str]]:
         name = blob[off:].split("\0", 1)[0]
         entries.append((int(m[1], 16), name))
     assert [n for _, n in entries] == names[:-1]
-    assert lines[end + 1] == f"const void *cx_export_cache[{len(entries)}];"
+    assert lines[end + 1] == "const void **cx_export_cache;"
     fixed_end = lines.index("};", end + 2)
     fixed = []
     for line in lines[end + 3 : fixed_end - 1]:

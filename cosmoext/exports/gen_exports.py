@@ -211,8 +211,8 @@ def render_lazy(names: Iterable[str], static: Iterable[str]) -> str:
     out.append("const struct cx_export cx_exports[] = {")
     out += [f"  {{0x{h:08x}u, {off}u}}," for (h, _), off in zip(entries, offsets, strict=True)]
     out.append("};")
-    # Zeroed (.bss): no page of it is touched before an image needs a name.
-    out.append(f"const void *cx_export_cache[{len(entries)}];")
+    # Set by cx_exports_init (cxhost.c) to a populated mapping; NULL: no cache.
+    out.append("const void **cx_export_cache;")
     out.append("const struct cx_export_fixed cx_export_fixed[] = {")
     out += [f"  {{{i}u, &{n}}}," for i, (_, n) in enumerate(entries) if n in fixed]
     out.append("  {0u, NULL},")

@@ -37,8 +37,9 @@ struct cx_export {
   uint32_t name; /* offset in cx_export_names */
 };
 extern const char cx_export_names[];
-/* Addresses found so far, parallel to cx_exports. */
-extern const void *cx_export_cache[];
+/* Addresses found so far, parallel to cx_exports; NULL if it could not be
+   allocated (then every lookup asks dlsym).  cx_exports_init makes it. */
+extern const void **cx_export_cache;
 /* Names dlsym cannot see (defined only in a static library the runtime
    links, such as libc_nonshared.a's atexit): the linker's address, by
    cx_exports index; the list ends with a NULL address. */
@@ -58,6 +59,8 @@ struct cx_export {
 #endif
 
 extern const struct cx_export cx_exports[];
+/* Called once when the runtime starts (module.c); nothing to do for a static table. */
+void cx_exports_init(void);
 extern const size_t cx_export_count;
 
 /* GNU ELF hash (as in DT_GNU_HASH): h = h * 33 + c, starting from 5381. */
@@ -97,8 +100,8 @@ static inline const struct cx_export *cx_export_find(const char *name, uint32_t 
    dlsym returned, so racing lookups store the same value. */
 static inline const void *cx_export_addr(const struct cx_export *e) {
 #if CX_EXPORTS_LAZY
-  const void **slot = &cx_export_cache[e - cx_exports];
-  const void *a = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  const void **slot = cx_export_cache ? &cx_export_cache[e - cx_exports] : NULL;
+  const void *a = slot ? __atomic_load_n(slot, __ATOMIC_ACQUIRE) : NULL;
   if (!a) {
     size_t i = (size_t)(e - cx_exports);
     for (const struct cx_export_fixed *f = cx_export_fixed; f->addr && !a; f++)
@@ -106,7 +109,7 @@ static inline const void *cx_export_addr(const struct cx_export *e) {
     /* RTLD_DEFAULT from the runtime: the same scope the dynamic linker
        searched for the runtime's own references. */
     if (!a) a = dlsym(CX_RTLD_DEFAULT, cx_export_name(e));
-    if (a) __atomic_store_n(slot, a, __ATOMIC_RELEASE);
+    if (a && slot) __atomic_store_n(slot, a, __ATOMIC_RELEASE);
   }
   return a;
 #else

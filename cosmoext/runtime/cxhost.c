@@ -221,6 +221,21 @@ static uint32_t override_hash[N_OVERRIDES];
 static const void *override_addr[N_OVERRIDES]; /* CX_FROM_UNWINDER entries, once found */
 #endif
 
+#if CX_EXPORTS_LAZY
+#include <sys/mman.h>
+/* Populated in one go when the runtime is imported: the first images touch
+   entries all over the array, and one fault per page (two: a read maps the
+   zero page, the store copies it) cost more than the lookups themselves. */
+void cx_exports_init(void) {
+  if (cx_export_cache) return;
+  void *p = mmap(NULL, cx_export_count * sizeof(void *), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p != MAP_FAILED) cx_export_cache = (const void **)p;
+}
+#else
+void cx_exports_init(void) {}
+#endif
+
 const void *cx_resolve(const char *name, uint32_t hash) {
   /* The runtime's own few names first (hash compare, then the name). */
   for (size_t i = 0; i < N_OVERRIDES; i++) {

@@ -296,6 +296,7 @@ static struct PyModuleDef moddef = {
 PyMODINIT_FUNC PyInit__runtime(void) {
   const char *v = getenv("COSMOEXT_VERIFY");
   if (v && *v) cx_verify_digests = strcmp(v, "0") == 0 ? 0 : 2; /* COSMOEXT_VERIFY=1: full */
+  cx_exports_init();
 #ifdef CX_STATIC_TLS_RESERVE
   cx_static_tls_init();
 #endif
