@@ -261,9 +261,10 @@ def parse_lazy_table(text: str) -> tuple[list[tuple[int, str]], list[str]]:
         entries.append((int(m[1], 16), name))
     assert [n for _, n in entries] == names[:-1]
     assert lines[end + 1] == "const void **cx_export_cache;"
-    fixed_end = lines.index("};", end + 2)
+    assert lines[end + 2] == "const void *(*cx_export_lookup)(const char *, uint32_t);"
+    fixed_end = lines.index("};", end + 3)
     fixed = []
-    for line in lines[end + 3 : fixed_end - 1]:
+    for line in lines[end + 4 : fixed_end - 1]:
         m = re.fullmatch(r"  \{(\d+)u, &([A-Za-z_][A-Za-z0-9_]*)\},", line)
         assert m, line
         assert entries[int(m[1])][1] == m[2]

@@ -4,6 +4,7 @@ libgcc_s; images still get the same addresses and working C++ exceptions."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -86,3 +87,36 @@ def test_unwinder_opened_by_someone_else_is_adopted_at_the_next_load(pic_dir: Pa
                 "import cx_state\n"
                 "print('libgcc_s' in maps, first, fde(cx_callback.call) is not None)", pic_dir)
     assert out.split() == ["False", "None", "True"]
+
+
+RESOLVE_ALL = r"""
+import ctypes, json, subprocess, sys
+import cosmoext._runtime as rt
+libc = ctypes.CDLL(None)
+libc.dlsym.restype = ctypes.c_void_p
+libc.dlsym.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+names = sys.argv[1:]
+got = {n: rt.resolve(n) for n in names}
+want = {n: libc.dlsym(None, n.encode()) for n in names}
+print(json.dumps({"differ": [n for n in names if got[n] != want[n]],
+                  "found": sum(v is not None for v in got.values())}))
+"""
+
+
+def test_python_api_fast_lookup_agrees_with_dlsym() -> None:
+    """Python C API names are looked up in their object's GNU hash table, not with dlsym:
+    every one of the interpreter's exported Py names resolves to exactly what
+    dlsym(RTLD_DEFAULT) gives, in a fresh process where nothing was cached."""
+    provider = sys.executable
+    libpy = [ln.split()[-1] for ln in open("/proc/self/maps") if "libpython" in ln]
+    if libpy:
+        provider = libpy[0]
+    nm = subprocess.run(["nm", "-D", "--defined-only", provider], capture_output=True,
+                        text=True, check=True).stdout
+    names = sorted({ln.split()[-1] for ln in nm.splitlines()
+                    if re.match(r"_?Py", ln.split()[-1]) and ln.split()[1] in "TDBR"})
+    assert len(names) > 1000, (provider, len(names))
+    p = subprocess.run([sys.executable, "-c", RESOLVE_ALL, *names], capture_output=True,
+                       text=True, check=True)
+    r = json.loads(p.stdout)
+    assert r["differ"] == [] and r["found"] == len(names), r

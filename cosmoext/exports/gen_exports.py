@@ -213,6 +213,7 @@ def render_lazy(names: Iterable[str], static: Iterable[str]) -> str:
     out.append("};")
     # Set by cx_exports_init (cxhost.c) to a populated mapping; NULL: no cache.
     out.append("const void **cx_export_cache;")
+    out.append("const void *(*cx_export_lookup)(const char *, uint32_t);")
     out.append("const struct cx_export_fixed cx_export_fixed[] = {")
     out += [f"  {{{i}u, &{n}}}," for i, (_, n) in enumerate(entries) if n in fixed]
     out.append("  {0u, NULL},")

@@ -40,6 +40,9 @@ extern const char cx_export_names[];
 /* Addresses found so far, parallel to cx_exports; NULL if it could not be
    allocated (then every lookup asks dlsym).  cx_exports_init makes it. */
 extern const void **cx_export_cache;
+/* A faster lookup for some names (cxhost.c: the Python C API, straight from
+   its object's GNU hash table); NULL from it, or no hook: dlsym. */
+extern const void *(*cx_export_lookup)(const char *name, uint32_t hash);
 /* Names dlsym cannot see (defined only in a static library the runtime
    links, such as libc_nonshared.a's atexit): the linker's address, by
    cx_exports index; the list ends with a NULL address. */
@@ -108,6 +111,7 @@ static inline const void *cx_export_addr(const struct cx_export *e) {
       if (f->index == i) a = f->addr;
     /* RTLD_DEFAULT from the runtime: the same scope the dynamic linker
        searched for the runtime's own references. */
+    if (!a && cx_export_lookup) a = cx_export_lookup(cx_export_name(e), e->hash);
     if (!a) a = dlsym(CX_RTLD_DEFAULT, cx_export_name(e));
     if (a && slot) __atomic_store_n(slot, a, __ATOMIC_RELEASE);
   }

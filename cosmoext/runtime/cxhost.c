@@ -222,7 +222,82 @@ static const void *override_addr[N_OVERRIDES]; /* CX_FROM_UNWINDER entries, once
 #endif
 
 #if CX_EXPORTS_LAZY
+#include <elf.h>
 #include <sys/mman.h>
+
+/* The Python C API is most of what images import.  dlsym costs about a
+   microsecond a name here (error catching, finding the caller, the scope
+   walk); looking the name up in the GNU hash table of the object that
+   defines the API, as the dynamic linker itself would, costs a tenth of
+   that.  That object is the one the dynamic linker bound the runtime's own
+   reference to Py_Initialize to, so the answer is the one dlsym would give
+   unless an object earlier in the global scope (an LD_PRELOAD library)
+   defines a Py name too; for anything not found here, dlsym decides. */
+struct cx_gnu_table {
+  uintptr_t base;
+  const uint32_t *hash; /* DT_GNU_HASH */
+  const ElfW(Sym) *sym;
+  const char *str;
+  const uint16_t *versym; /* may be NULL */
+};
+static struct cx_gnu_table g_pyapi;
+extern void Py_Initialize(void);
+
+static uintptr_t dyn_ptr(uintptr_t base, ElfW(Addr) p) {
+  /* glibc relocates these entries in place; other loaders leave them as
+     link-time addresses */
+  return p < base ? base + p : p;
+}
+
+static int find_pyapi(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  uintptr_t want = (uintptr_t)data;
+  const ElfW(Dyn) *dyn = NULL;
+  int inside = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+    if (ph->p_type == PT_LOAD && want >= lo && want - lo < ph->p_memsz) inside = 1;
+    if (ph->p_type == PT_DYNAMIC) dyn = (const ElfW(Dyn) *)(info->dlpi_addr + ph->p_vaddr);
+  }
+  if (!inside) return 0;
+  struct cx_gnu_table t = {info->dlpi_addr, NULL, NULL, NULL, NULL};
+  for (; dyn && dyn->d_tag != DT_NULL; dyn++) {
+    if (dyn->d_tag == DT_GNU_HASH) t.hash = (const uint32_t *)dyn_ptr(t.base, dyn->d_un.d_ptr);
+    if (dyn->d_tag == DT_SYMTAB) t.sym = (const ElfW(Sym) *)dyn_ptr(t.base, dyn->d_un.d_ptr);
+    if (dyn->d_tag == DT_STRTAB) t.str = (const char *)dyn_ptr(t.base, dyn->d_un.d_ptr);
+    if (dyn->d_tag == DT_VERSYM) t.versym = (const uint16_t *)dyn_ptr(t.base, dyn->d_un.d_ptr);
+  }
+  if (t.hash && t.sym && t.str) g_pyapi = t;
+  return 1;
+}
+
+static const void *pyapi_lookup(const char *name, uint32_t h) {
+  const struct cx_gnu_table *t = &g_pyapi;
+  if (!t->hash || (name[0] != 'P' && !(name[0] == '_' && name[1] == 'P'))) return NULL;
+  uint32_t nbuckets = t->hash[0], symoffset = t->hash[1], nbloom = t->hash[2],
+           shift = t->hash[3];
+  const ElfW(Addr) *bloom = (const ElfW(Addr) *)(t->hash + 4);
+  const uint32_t *buckets = (const uint32_t *)(bloom + nbloom);
+  const uint32_t *chain = buckets + nbuckets;
+  const unsigned bits = sizeof(ElfW(Addr)) * 8;
+  ElfW(Addr) word = bloom[(h / bits) % nbloom];
+  ElfW(Addr) mask = ((ElfW(Addr))1 << (h % bits)) | ((ElfW(Addr))1 << ((h >> shift) % bits));
+  if (!nbuckets || (word & mask) != mask) return NULL;
+  uint32_t i = buckets[h % nbuckets];
+  if (i < symoffset) return NULL;
+  for (;; i++) {
+    uint32_t h2 = chain[i - symoffset];
+    const ElfW(Sym) *s = &t->sym[i];
+    if ((h | 1) == (h2 | 1) && s->st_shndx != SHN_UNDEF && strcmp(t->str + s->st_name, name) == 0) {
+      int type = ELF64_ST_TYPE(s->st_info);
+      if (t->versym && (t->versym[i] & 0x8000)) return NULL; /* hidden version: dlsym */
+      if (type != STT_FUNC && type != STT_OBJECT && type != STT_NOTYPE) return NULL;
+      return (const void *)(t->base + s->st_value);
+    }
+    if (h2 & 1) return NULL;
+  }
+}
 /* Populated in one go when the runtime is imported: the first images touch
    entries all over the array, and one fault per page (two: a read maps the
    zero page, the store copies it) cost more than the lookups themselves. */
@@ -231,6 +306,8 @@ void cx_exports_init(void) {
   void *p = mmap(NULL, cx_export_count * sizeof(void *), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (p != MAP_FAILED) cx_export_cache = (const void **)p;
+  dl_iterate_phdr(find_pyapi, (void *)(uintptr_t)&Py_Initialize);
+  if (g_pyapi.hash) cx_export_lookup = pyapi_lookup;
 }
 #else
 void cx_exports_init(void) {}
