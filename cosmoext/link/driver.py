@@ -21,8 +21,12 @@ from .model import Backend
 
 
 def merge(inputs: list[str], *, ld: str, entry: str, out: str, emulation: str,
-          verbose: bool = False) -> None:
-    """Run ``ld -r`` with cosmoext's merge script over objects and archives."""
+          verbose: bool = False, ld_map: str | None = None) -> None:
+    """Run ``ld -r`` with cosmoext's merge script over objects and archives.
+
+    Only what ``entry`` and the KEEP sections (``.init_array``, ``.fini_array``,
+    ``.eh_frame``) reach survives ``--gc-sections``.  ``ld_map`` gets ld's own
+    map: which archive member was pulled for which symbol, what was dropped."""
     script = resources.files("cosmoext") / "data" / "merge.ld"
     objs = [i for i in inputs if not i.endswith(".a")]
     archives = [i for i in inputs if i.endswith(".a")]
@@ -33,6 +37,8 @@ def merge(inputs: list[str], *, ld: str, entry: str, out: str, emulation: str,
            "--gc-sections", "-e", entry, "-T", str(script), "-o", out, *objs]
     if archives:
         cmd += ["--start-group", *archives, "--end-group"]
+    if ld_map:
+        cmd += ["-Map", ld_map, "--cref"]
     run_tool(cmd, "ld -r", verbose, error=LinkError)
 
 
@@ -41,7 +47,8 @@ def link(inputs: list[str], *, name: str, arch: str, target: str, python_abi: st
          map_path: str | None = None) -> fmt.Image:
     """Link objects and archives into one Image for ``arch``.
 
-    ``map_path`` (or $COSMOEXT_MAP_DIR/NAME.ARCH.map) gets a link map."""
+    ``map_path`` (or $COSMOEXT_MAP_DIR/NAME.ARCH.map) gets a link map, and
+    NAME.ARCH.ld.map next to it ld's map (why each archive member is in)."""
     if map_path is None and os.environ.get("COSMOEXT_MAP_DIR"):
         map_path = os.path.join(os.environ["COSMOEXT_MAP_DIR"], f"{name}.{arch}.map")
     backend = get_backend(arch)
@@ -57,7 +64,8 @@ def link(inputs: list[str], *, name: str, arch: str, target: str, python_abi: st
     with tempfile.TemporaryDirectory(prefix="cosmoext-ld-") as tmp:
         merged = os.path.join(tmp, "merged.o")
         merge(inputs, ld=ld or backend.default_ld, entry=entry, out=merged,
-              emulation=backend.emulation, verbose=verbose)
+              emulation=backend.emulation, verbose=verbose,
+              ld_map=os.path.splitext(map_path)[0] + ".ld.map" if map_path else None)
         obj = elf.read(merged)
     obj.path = ", ".join(os.path.basename(i) for i in inputs[:3]) + (
         ", ..." if len(inputs) > 3 else "")
