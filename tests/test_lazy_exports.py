@@ -108,7 +108,8 @@ def test_python_api_fast_lookup_agrees_with_dlsym() -> None:
     every one of the interpreter's exported Py names resolves to exactly what
     dlsym(RTLD_DEFAULT) gives, in a fresh process where nothing was cached."""
     provider = sys.executable
-    libpy = [ln.split()[-1] for ln in open("/proc/self/maps") if "libpython" in ln]
+    maps = Path("/proc/self/maps").read_text().splitlines()
+    libpy = [ln.split()[-1] for ln in maps if "libpython" in ln]
     if libpy:
         provider = libpy[0]
     nm = subprocess.run(["nm", "-D", "--defined-only", provider], capture_output=True,
