@@ -187,8 +187,14 @@ void *cx_codemem_reserve(uintptr_t want, size_t size, size_t align,
 
 int cx_codemem_one_map(void) { return cx_codemem_kind() == CX_CODEMEM_MPROTECT; }
 
-void *cx_codemem_map_rw(uintptr_t want, size_t size, size_t align) {
-  return map_plain(want, size, align, PROT_READ | PROT_WRITE, 0);
+void *cx_codemem_map_rw(uintptr_t want, size_t size, size_t align, int populate) {
+  int flags = 0;
+#ifdef MAP_POPULATE
+  if (populate) flags |= MAP_POPULATE;
+#else
+  (void)populate;
+#endif
+  return map_plain(want, size, align, PROT_READ | PROT_WRITE, flags);
 }
 
 /* ---- map one segment ---------------------------------------------------------- */

@@ -40,7 +40,7 @@ int cx_codemem_one_map(void);
 
 /* That mapping: size bytes, read-write, zero; at want or aligned as in
    cx_codemem_reserve.  Returns the start or NULL. */
-void *cx_codemem_map_rw(uintptr_t want, size_t size, size_t align);
+void *cx_codemem_map_rw(uintptr_t want, size_t size, size_t align, int populate);
 
 /* Put one segment in place at `at` (inside a reservation, 64 KiB-aligned):
    a copy of filesz bytes at `bytes` (the loader's validated copy of the

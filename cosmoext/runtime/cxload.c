@@ -12,10 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifndef MAP_POPULATE
+#define MAP_POPULATE 0 /* not Linux: pages are faulted in as they are read */
+#endif
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cxcodemem.h"
 #include "cxcrc32c.h"
 #include "cxfixup.h"
 #include "cxformat.h"
@@ -75,10 +80,59 @@ static int read_at(struct cx_ctx *c, unsigned char *buf, size_t len, uint64_t of
   return 0;
 }
 
+#define CX_MAX_GAP 4096u /* bytes between pieces of an image read in place */
+
+static uint64_t rd64(const unsigned char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+static uint32_t rd32(const unsigned char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+/* Can this image's segments be read straight into their place in the
+   mapping (cx_read_in_place) instead of into a buffer and copied?  When its
+   header and tables are all in the bytes read already, its segments lie
+   after them in order with small gaps, it becomes one mapping, and its
+   checksum is a CRC-32C.  Anything else takes the buffered path, whose
+   validation gives the error if there is one.  Nothing here is trusted
+   beyond these bounds: validation still checks every field. */
+static int can_read_in_place(struct cx_ctx *c) {
+  if (cx_verify_digests > 1 || !cx_codemem_one_map()) return 0;
+  if (c->img_off + CX_IMAGE_HDR_SIZE > c->head_len) return 0;
+  const unsigned char *h = c->head + c->img_off;
+  uint64_t seg_off = rd32(h + 72), seg_n = rd32(h + 76), imp_off = rd32(h + 80),
+           imp_n = rd32(h + 84), fix_off = rd32(h + 88), fix_n = rd32(h + 92),
+           str_off = rd32(h + 96), str_size = rd32(h + 100);
+  if (seg_n < 1 || seg_n > CX_MAX_SEGMENTS) return 0;
+  uint64_t meta = seg_off + seg_n * CX_SEGMENT_SIZE;
+  if (imp_off + imp_n * CX_IMPORT_SIZE > meta) meta = imp_off + imp_n * CX_IMPORT_SIZE;
+  if (fix_off + fix_n * CX_FIXUP_SIZE > meta) meta = fix_off + fix_n * CX_FIXUP_SIZE;
+  if (str_off + str_size > meta) meta = str_off + str_size;
+  if (meta > c->img_size || c->img_off + meta > c->head_len) return 0;
+  uint64_t at = meta;
+  for (uint64_t i = 0; i < seg_n; i++) {
+    const unsigned char *s = h + seg_off + i * CX_SEGMENT_SIZE;
+    uint64_t off = rd64(s + 16), filesz = rd64(s + 24);
+    if (!filesz) continue;
+    if (off < at || off - at > CX_MAX_GAP || filesz > c->img_size - off) return 0;
+    at = off + filesz;
+  }
+  if (c->img_size - at > CX_MAX_GAP) return 0;
+  c->meta_len = (size_t)meta;
+  return 1;
+}
+
 /* The file header and image table, then this machine's image: one read of
    the file's first CX_HEAD_MAX bytes, which holds the whole file when it is
    small, and a second read of the image only when it lies past them (a
-   large image, or another machine's image first in a fat file). */
+   large image, or another machine's image first in a fat file).  A large
+   image whose tables came with the first read has its segments read later,
+   straight into the mapping (cx_read_in_place): no buffer, no copy, and
+   half the pages touched. */
 static int read_image(struct cx_ctx *c) {
   c->head_len = c->file_size < CX_HEAD_MAX ? c->file_size : CX_HEAD_MAX;
   if (!(c->head = malloc(c->head_len)))
@@ -86,14 +140,100 @@ static int read_image(struct cx_ctx *c) {
   if (read_at(c, c->head, c->head_len, 0) || cx_validate_file(c)) return -1;
   if (c->img_off + c->img_size <= c->head_len) {
     c->img = c->head + c->img_off;
+  } else if (can_read_in_place(c)) {
+    c->img = c->head + c->img_off; /* the tables only, until cx_read_in_place */
+    c->in_place = 1;
+    return 0;
   } else {
-    if (!(c->img_buf = malloc((size_t)c->img_size)))
+    /* populated in one go rather than a page fault per page as pread fills it */
+    void *buf = mmap(NULL, (size_t)c->img_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (buf == MAP_FAILED)
       return cx_fail(c->err, c->errlen, "out of memory reading %llu bytes",
                      (unsigned long long)c->img_size);
+    c->img_buf = buf;
     if (read_at(c, c->img_buf, (size_t)c->img_size, c->img_off)) return -1;
     c->img = c->img_buf;
   }
   return cx_verify_image(c);
+}
+
+/* The segments of an in-place image, straight into the mapping, and the
+   gaps between them into a scratch buffer, in one preadv; then the image's
+   CRC-32C over the tables (read before) and these pieces in file order,
+   before anything reads the segments. */
+static int cx_read_in_place(struct cx_ctx *c) {
+  struct iovec iov[2 * CX_MAX_SEGMENTS + 1];
+  unsigned char *scratch = malloc((CX_MAX_SEGMENTS + 1) * (size_t)CX_MAX_GAP);
+  int n = 0, rc = -1;
+  uint64_t at = c->meta_len, total = 0;
+  size_t used = 0;
+  if (!scratch) return cx_fail(c->err, c->errlen, "out of memory");
+  for (uint32_t i = 0; i <= c->h.seg_count; i++) {
+    uint64_t off = i < c->h.seg_count ? c->seg[i].offset : c->img_size;
+    uint64_t len = i < c->h.seg_count ? c->seg[i].filesz : 0;
+    if (i < c->h.seg_count && !len) continue;
+    if (off > at) { /* checked by can_read_in_place: at most CX_MAX_GAP */
+      iov[n++] = (struct iovec){scratch + used, (size_t)(off - at)};
+      used += (size_t)(off - at);
+    }
+    if (len) iov[n++] = (struct iovec){(void *)(c->base + (uintptr_t)c->seg[i].vaddr), (size_t)len};
+    at = off + len;
+  }
+  for (int k = 0; k < n; k++) total += iov[k].iov_len;
+  /* preadv, resumed after a short read */
+  uint64_t got = 0;
+  int first = 0;
+  while (got < total) {
+    ssize_t r = preadv(c->fd, iov + first, n - first, (off_t)(c->img_off + c->meta_len + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      cx_fail(c->err, c->errlen, "cannot read file: %s", strerror(errno));
+      goto done;
+    }
+    if (r == 0) {
+      cx_fail(c->err, c->errlen, "file shrank from %zu to %llu bytes while being read",
+              c->file_size, (unsigned long long)(c->img_off + c->meta_len + got));
+      goto done;
+    }
+    got += (uint64_t)r;
+    for (uint64_t skip = (uint64_t)r; skip && first < n;) {
+      if (skip >= iov[first].iov_len) {
+        skip -= iov[first].iov_len;
+        iov[first++].iov_len = 0;
+      } else {
+        iov[first].iov_base = (char *)iov[first].iov_base + skip;
+        iov[first].iov_len -= (size_t)skip;
+        skip = 0;
+      }
+    }
+  }
+  if (cx_verify_digests >= 1) {
+    /* the iovecs were consumed: walk the same pieces again */
+    uint32_t crc = cx_crc32c(0, c->img, c->meta_len);
+    at = c->meta_len;
+    used = 0;
+    for (uint32_t i = 0; i <= c->h.seg_count; i++) {
+      uint64_t off = i < c->h.seg_count ? c->seg[i].offset : c->img_size;
+      uint64_t len = i < c->h.seg_count ? c->seg[i].filesz : 0;
+      if (i < c->h.seg_count && !len) continue;
+      if (off > at) {
+        crc = cx_crc32c(crc, scratch + used, (size_t)(off - at));
+        used += (size_t)(off - at);
+      }
+      if (len) crc = cx_crc32c(crc, (const void *)(c->base + (uintptr_t)c->seg[i].vaddr), (size_t)len);
+      at = off + len;
+    }
+    if (crc != c->img_crc32c) {
+      cx_fail(c->err, c->errlen, "%s image is corrupt (CRC-32C mismatch)",
+              cx_machine_name(cx_machine()));
+      goto done;
+    }
+  }
+  rc = 0;
+done:
+  free(scratch);
+  return rc;
 }
 
 /* An image already loaded from this file (dlopen returns the same handle
@@ -163,7 +303,9 @@ struct cx_image *cx_load(const char *path, const char *want_name, const struct c
     cx_fail(err, errlen, "out of memory");
     goto out;
   }
-  if (cx_static_tls_place(&c, req) || cx_reserve(&c, req) || cx_map_segments(&c)) goto out;
+  if (cx_static_tls_place(&c, req) || cx_reserve(&c, req) || cx_map_segments(&c) ||
+      (c.in_place && cx_read_in_place(&c)))
+    goto out;
   t2 = now_ns();
   st->map_ns = t2 - t1;
   if (c.h.tls_memsz && (req & CX_F_DYNAMIC_TLS)) {
@@ -239,7 +381,7 @@ struct cx_image *cx_load(const char *path, const char *want_name, const struct c
 #endif
   st->init_ns = now_ns() - t3;
   free(c.head);
-  free(c.img_buf);
+  if (c.img_buf) munmap(c.img_buf, (size_t)c.img_size);
   close(c.fd);
   free(c.imp_addr);
   return im;
@@ -250,7 +392,7 @@ out:
   if (c.tls_tpoff && !c.tls_seeded) cx_static_tls->used = c.tls_used_before;
   cx_unmap_all(&c);
   free(c.head);
-  free(c.img_buf);
+  if (c.img_buf) munmap(c.img_buf, (size_t)c.img_size);
   if (c.fd >= 0) close(c.fd);
   free(c.imp_addr);
   if (im) free(im->path);

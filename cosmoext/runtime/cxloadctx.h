@@ -19,12 +19,15 @@ struct cx_ctx {
   size_t file_size;          /* from fstat */
   unsigned char *head;       /* malloc'd: the file's first head_len bytes */
   size_t head_len;           /* min(file_size, CX_HEAD_MAX) */
-  unsigned char *img_buf;    /* malloc'd image, when it lies past head_len */
+  unsigned char *img_buf;    /* the image (anonymous mapping), when it lies past head_len */
   uint64_t img_off;          /* this machine's image: offset in file, size */
   uint64_t img_size;
   uint32_t img_crc32c;       /* its checksums from the image table */
   uint8_t img_sha256[32];
   const unsigned char *img;  /* its bytes (in head or img_buf) */
+  int in_place;              /* only its first meta_len bytes (header, tables) are read;
+                                the segments go straight into the mapping (cxload.c) */
+  size_t meta_len;
   struct cx_image_hdr h;
   struct cx_segment seg[CX_MAX_SEGMENTS];
   unsigned seg_has_fixups[CX_MAX_SEGMENTS];

@@ -70,7 +70,15 @@ static size_t page_up(struct cx_ctx *c, uint64_t x) {
    macOS ARM64 its code ranges are created as MAP_JIT memory right away. */
 static void *try_reserve(struct cx_ctx *c, uint64_t want, size_t size) {
   size_t align = c->h.align > c->page ? (size_t)c->h.align : 0;
-  if (c->one_map) return cx_codemem_map_rw((uintptr_t)want, size, align);
+  if (c->one_map) {
+    /* A large image is populated in one go: copying its segments in would
+       otherwise take a page fault per page (most of a C++ image's load
+       time); not when the mapping is mostly bss or gaps. */
+    uint64_t fill = 0;
+    for (uint32_t i = 0; i < c->h.seg_count; i++) fill += page_up(c, c->seg[i].filesz);
+    int populate = fill >= 16 * (uint64_t)c->page && 2 * fill >= size;
+    return cx_codemem_map_rw((uintptr_t)want, size, align, populate);
+  }
   struct cx_code_range code[CX_MAX_SEGMENTS];
   unsigned n = 0;
   for (uint32_t i = 0; i < c->h.seg_count; i++)
@@ -133,7 +141,7 @@ int cx_map_segments(struct cx_ctx *c) {
     struct cx_segment *s = &c->seg[i];
     uintptr_t at = c->base + (uintptr_t)s->vaddr;
     if (c->one_map) { /* already read-write and zero */
-      if (s->filesz) memcpy((void *)at, c->img + s->offset, (size_t)s->filesz);
+      if (s->filesz && !c->in_place) memcpy((void *)at, c->img + s->offset, (size_t)s->filesz);
       continue;
     }
     int writable_now = c->seg_has_fixups[i] || (s->prot & CX_PROT_W);
