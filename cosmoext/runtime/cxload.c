@@ -82,12 +82,12 @@ static int read_at(struct cx_ctx *c, unsigned char *buf, size_t len, uint64_t of
 
 #define CX_MAX_GAP 4096u /* bytes between pieces of an image read in place */
 
-static uint64_t rd64(const unsigned char *p) {
+static uint64_t peek64(const unsigned char *p) {
   uint64_t v;
   memcpy(&v, p, 8);
   return v;
 }
-static uint32_t rd32(const unsigned char *p) {
+static uint32_t peek32(const unsigned char *p) {
   uint32_t v;
   memcpy(&v, p, 4);
   return v;
@@ -104,9 +104,9 @@ static int can_read_in_place(struct cx_ctx *c) {
   if (cx_verify_digests > 1 || !cx_codemem_one_map()) return 0;
   if (c->img_off + CX_IMAGE_HDR_SIZE > c->head_len) return 0;
   const unsigned char *h = c->head + c->img_off;
-  uint64_t seg_off = rd32(h + 72), seg_n = rd32(h + 76), imp_off = rd32(h + 80),
-           imp_n = rd32(h + 84), fix_off = rd32(h + 88), fix_n = rd32(h + 92),
-           str_off = rd32(h + 96), str_size = rd32(h + 100);
+  uint64_t seg_off = peek32(h + 72), seg_n = peek32(h + 76), imp_off = peek32(h + 80),
+           imp_n = peek32(h + 84), fix_off = peek32(h + 88), fix_n = peek32(h + 92),
+           str_off = peek32(h + 96), str_size = peek32(h + 100);
   if (seg_n < 1 || seg_n > CX_MAX_SEGMENTS) return 0;
   uint64_t meta = seg_off + seg_n * CX_SEGMENT_SIZE;
   if (imp_off + imp_n * CX_IMPORT_SIZE > meta) meta = imp_off + imp_n * CX_IMPORT_SIZE;
@@ -116,7 +116,7 @@ static int can_read_in_place(struct cx_ctx *c) {
   uint64_t at = meta;
   for (uint64_t i = 0; i < seg_n; i++) {
     const unsigned char *s = h + seg_off + i * CX_SEGMENT_SIZE;
-    uint64_t off = rd64(s + 16), filesz = rd64(s + 24);
+    uint64_t off = peek64(s + 16), filesz = peek64(s + 24);
     if (!filesz) continue;
     if (off < at || off - at > CX_MAX_GAP || filesz > c->img_size - off) return 0;
     at = off + filesz;
