@@ -162,6 +162,19 @@ def pytest_configure(config: pytest.Config) -> None:
     }
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """CXGUARD_SCALE="module:Class.attr=factor,...": multiply a suite's own wall-clock
+    budget (port.toml [emulated]) when it runs under qemu, which is many times slower."""
+    for spec in _names("CXGUARD_SCALE"):
+        target, _, factor = spec.rpartition("=")
+        modname, _, path = target.partition(":")
+        owner: Any = importlib.import_module(modname)
+        *parents, attr = path.split(".")
+        for part in parents:
+            owner = getattr(owner, part)
+        setattr(owner, attr, getattr(owner, attr) * float(factor))
+
+
 def _record(nodeid: str, outcome: str, why: str = "") -> None:
     prev = _outcomes.get(nodeid)
     if prev is None or prev["outcome"] == "passed":  # errors in teardown win

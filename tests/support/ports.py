@@ -96,6 +96,8 @@ class Port:
     expect: dict[str, dict[str, int]] = field(default_factory=dict)
     not_passed: dict[str, dict[str, Any]] = field(default_factory=dict)
     cosmo_standins: dict[str, str] = field(default_factory=dict)  # requirement -> why
+    # "module:Class.attr": factor, for interpreters run under qemu (see port.toml [emulated])
+    emulated_scale: dict[str, float] = field(default_factory=dict)
 
     def not_passed_in(self, interp: str) -> dict[str, dict[str, Any]]:
         """The tests that do not pass in INTERP (entries may name their interpreters)."""
@@ -129,7 +131,9 @@ def load_port(name: str) -> Port:
                 embed_stdlib=list(d.get("embed_stdlib", [])), expect=per_interp,
                 not_passed=not_passed,
                 cosmo_standins={e["requirement"]: e["why"]
-                                for e in d.get("cosmo", {}).get("standins", [])})
+                                for e in d.get("cosmo", {}).get("standins", [])},
+                emulated_scale={e["attr"]: float(e["factor"])
+                                for e in d.get("emulated", {}).get("scale", [])})
 
 
 def cosmoext_digest() -> str:
@@ -490,6 +494,8 @@ def run_port(work: Work, port: Port, interp: str) -> dict[str, Any]:
         "CXGUARD_EXPECT_PIC": "1" if pic else "0",
         "CXGUARD_REPORT": str(report_path),
     })
+    if interp.endswith("-aarch64") and port.emulated_scale:  # run under qemu-aarch64
+        env["CXGUARD_SCALE"] = ",".join(f"{a}={f}" for a, f in port.emulated_scale.items())
     tests = [t.format(target=target.relative_to(src)) for t in port.tests]
     # python -m pytest, with cxguard's failed-import recorder in place first.
     cmd = [*python, "-c", LAUNCH, "-q", "-p", "no:cacheprovider", "-p", "support.cxguard",
