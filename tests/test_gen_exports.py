@@ -174,6 +174,29 @@ def parse_table(text: str) -> list[tuple[int, str]]:
 
 
 @needs_libpython
+
+def run_table_checks(tmp_path: Path, cflags: list[str], table_c: Path, libs: list[str],
+                     collider: str, prefix: str) -> str:
+    """Build MAIN_C (after PREFIX) against TABLE_C, run it, and check that every CHECKED
+    name's table address equals the linker's; return the program's output."""
+    checks = "\n  ".join(f'check("{n}", (const void *)&{n});' for n in CHECKED)
+    (tmp_path / "main.c").write_text(
+        prefix + MAIN_C.replace("CHECKS", checks).replace("COLLIDER", f'"{collider}"'))
+    exe = tmp_path / "main"
+    run("gcc", *cflags, tmp_path / "main.c", table_c, *libs, f"-Wl,-rpath,{LIBDIR}", "-o", exe)
+    out = run(exe)
+    got = {}
+    for line in out.splitlines():
+        kind, name, *addrs = line.split(" ")
+        if kind == "sym":
+            got[name] = tuple(addrs)
+        elif kind == "absent":
+            assert addrs == ["(nil)"], line
+    assert set(got) == set(CHECKED)
+    for name, (found, want) in got.items():
+        assert found == want != "(nil)", f"{name}: table {found}, linker {want}"
+    return out
+
 def test_shared_table_resolves_to_real_addresses(tmp_path: Path) -> None:
     gen_c = tmp_path / "gen.c"
     n_py, n_libc, _ = gen_ok(gen_c, LIBPYTHON, LIBC_LIST, LIBC_SO, LIBM_SO, LIBC_NONSHARED)
@@ -200,25 +223,7 @@ def test_shared_table_resolves_to_real_addresses(tmp_path: Path) -> None:
     # must compare names, not just hashes.
     collider = "PyMNng_FromLong"
     assert gnu_hash(collider.encode()) == gnu_hash(b"PyLong_FromLong")
-    checks = "\n  ".join(f'check("{n}", (const void *)&{n});' for n in CHECKED)
-    (tmp_path / "main.c").write_text(
-        MAIN_C.replace("CHECKS", checks).replace("COLLIDER", f'"{collider}"')
-    )
-    exe = tmp_path / "main"
-    rpath = f"-Wl,-rpath,{LIBDIR}"
-    run("gcc", *cflags, tmp_path / "main.c", gen_c, *libs, rpath, "-o", exe)
-    out = run(exe)
-
-    got = {}
-    for line in out.splitlines():
-        kind, name, *addrs = line.split(" ")
-        if kind == "sym":
-            got[name] = tuple(addrs)
-        elif kind == "absent":
-            assert addrs == ["(nil)"], line
-    assert set(got) == set(CHECKED)
-    for name, (found, want) in got.items():
-        assert found == want != "(nil)", f"{name}: table {found}, linker {want}"
+    out = run_table_checks(tmp_path, cflags, gen_c, libs, collider, prefix="")
     assert f"hash {gnu_hash(bytes([0xFF, 0x80]) + b'Py')}" in out
     assert f"count {len(entries)} failed 0" in out
 
@@ -292,24 +297,7 @@ def test_lazy_table_resolves_like_the_linker(tmp_path: Path) -> None:
               f"-I{PY_INCLUDE}"]
     libs = [f"-L{LIBDIR}", f"-l{PY_LINK}", "-Wl,--no-as-needed", "-lm", "-ldl"]
     collider = "PyMNng_FromLong"
-    checks = "\n  ".join(f'check("{n}", (const void *)&{n});' for n in CHECKED)
-    (tmp_path / "main.c").write_text(
-        "#define LAZY 1\n"
-        + MAIN_C.replace("CHECKS", checks).replace("COLLIDER", f'"{collider}"')
-    )
-    exe = tmp_path / "main"
-    run("gcc", *cflags, tmp_path / "main.c", lazy_c, *libs, f"-Wl,-rpath,{LIBDIR}", "-o", exe)
-    out = run(exe)
-    got = {}
-    for line in out.splitlines():
-        kind, name, *addrs = line.split(" ")
-        if kind == "sym":
-            got[name] = tuple(addrs)
-        elif kind == "absent":
-            assert addrs == ["(nil)"], line
-    assert set(got) == set(CHECKED)
-    for name, (found, want) in got.items():
-        assert found == want != "(nil)", f"{name}: table {found}, linker {want}"
+    out = run_table_checks(tmp_path, cflags, lazy_c, libs, collider, prefix="#define LAZY 1\n")
     assert f"count {len(entries)} failed 0" in out
 
     (tmp_path / "test.c").write_text(TEST_C)
