@@ -121,7 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const char *const targets[] = {"linux", "cosmo", NULL}, *const abis[] = {"cp3", NULL};
   pick_str(target, off ? data + off + 16 : NULL, targets, "linux-gnu");
   pick_str(abi, off ? data + off + 32 : NULL, abis, "cp311");
-  struct cx_host host = {target, abi, fuzz_resolve, fuzz_register_frames};
+  struct cx_host host = {target, abi, fuzz_resolve, fuzz_register_frames, NULL};
   /* Sometimes ask for a module by name (the "holds module X, not Y" path). */
   const char *want = size % 7 == 3 ? "cx_state" : NULL;
 

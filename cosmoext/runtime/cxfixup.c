@@ -52,9 +52,19 @@ static uint32_t fx_requirement(uint32_t kind, uint32_t sym) {
 int cx_resolve_imports(struct cx_ctx *c) {
   struct cx_image_hdr *h = &c->h;
   size_t missing = 0, len = 0;
+  int cxx = 0; /* a C++ runtime name is missing (cxx-runtime = shared) */
   char list[640] = "";
   c->imp_addr = calloc(h->imp_count ? h->imp_count : 1, sizeof *c->imp_addr);
   if (!c->imp_addr) return cx_fail(c->err, c->errlen, "out of memory");
+  /* Built with cxx-runtime = shared: a non-weak C++ runtime import (a
+     static-runtime image defines all of those it calls). */
+  int shared_cxx = 0;
+  for (uint32_t i = 0; i < h->imp_count && !shared_cxx; i++) {
+    struct cx_import im;
+    memcpy(&im, c->img + h->imp_off + (uint64_t)i * CX_IMPORT_SIZE, sizeof im);
+    const char *name = cx_str_at(c, im.name_off);
+    shared_cxx = name && !(im.flags & CX_IMP_WEAK) && cx_cxx_name(name);
+  }
   for (uint32_t i = 0; i < h->imp_count; i++) {
     struct cx_import im;
     memcpy(&im, c->img + h->imp_off + (uint64_t)i * CX_IMPORT_SIZE, sizeof im);
@@ -62,6 +72,8 @@ int cx_resolve_imports(struct cx_ctx *c) {
     if (!name || !*name || im.flags & ~CX_IMP_WEAK || cx_gnu_hash_str(name) != im.hash)
       return cx_fail(c->err, c->errlen, "import %u: bad entry", i);
     c->imp_addr[i] = c->host->resolve(name, im.hash);
+    if (!c->imp_addr[i] && shared_cxx && c->host->resolve_cxx && cx_cxx_name(name))
+      c->imp_addr[i] = c->host->resolve_cxx(name);
     if (!c->imp_addr[i] && !(im.flags & CX_IMP_WEAK)) {
       if (len + strlen(name) + 8 < sizeof list) {
         len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", missing ? ", " : "", name);
@@ -69,12 +81,16 @@ int cx_resolve_imports(struct cx_ctx *c) {
         len += (size_t)snprintf(list + len, sizeof list - len, ", ...");
       }
       missing++;
+      cxx |= cx_cxx_name(name);
     }
   }
   if (missing)
     return cx_fail(c->err, c->errlen,
-                   "%zu undefined symbol%s not exported by this interpreter: %s", missing,
-                   missing == 1 ? "" : "s", list);
+                   "%zu undefined symbol%s not exported by this interpreter: %s%s", missing,
+                   missing == 1 ? "" : "s", list,
+                   cxx ? " (C++ runtime names: an image built with cxx-runtime = shared needs "
+                         "a host CPython with libstdc++.so.6 that defines them; rebuild with "
+                         "cxx-runtime = static)" : "");
   return 0;
 }
 

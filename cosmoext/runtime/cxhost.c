@@ -137,6 +137,36 @@ static const void *unwinder_sym(const char *name) {
 #define FRAME_INFO_FUNCS                                                          \
   {"__register_frame_info", CX_FROM_UNWINDER},                                    \
   {"__deregister_frame_info", CX_FROM_UNWINDER},
+
+/* Images built with cxx-runtime = shared import the C++ runtime: the
+   process's libstdc++.so.6, which native C++ extensions share too, opened
+   at the first such import.  Only for C++ names (cx_cxx_name) that the
+   export table lacks, of images with a non-weak import of one (cxfixup.c):
+   a static-runtime image's weak __cxa_pure_virtual does not open it. */
+#define CX_CXXRT "libstdc++.so.6"
+static void *g_cxxrt;
+
+const void *cx_resolve_cxx(const char *name) {
+  void *h = __atomic_load_n(&g_cxxrt, __ATOMIC_ACQUIRE);
+  if (!h) {
+    pthread_mutex_lock(&g_unw_lock);
+    if (!g_cxxrt && (h = dlopen(CX_CXXRT, RTLD_NOW | RTLD_LOCAL)) != NULL) {
+      unwinder_locked(1); /* its throws unwind through images: register them */
+      __atomic_store_n(&g_cxxrt, h, __ATOMIC_RELEASE);
+    }
+    h = g_cxxrt;
+    pthread_mutex_unlock(&g_unw_lock);
+  }
+  if (!h) return NULL;
+  /* The library itself, not its dependencies (libc's __cxa_atexit is an
+     export-table name): dladdr names the object that defines the answer. */
+  const void *a = dlsym(h, name);
+  Dl_info info;
+  struct link_map *lm = h;
+  if (a && (!dladdr(a, &info) || !info.dli_fname || strcmp(info.dli_fname, lm->l_name) != 0))
+    return NULL;
+  return a;
+}
 #else
 /* libgcc_s, or libgcc_eh in a static build. */
 extern void __register_frame_info(const void *, void *);

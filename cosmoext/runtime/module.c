@@ -37,7 +37,7 @@
 
 
 static const struct cx_host host = {CX_TARGET, CX_PYTHON_ABI, cx_resolve,
-                                   cx_register_frames};
+                                   cx_register_frames, CX_RESOLVE_CXX};
 static struct cx_load_stats last_stats;
 static uint64_t last_init_ns;
 
