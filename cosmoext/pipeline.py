@@ -86,6 +86,11 @@ def toolchain(settings: Settings, arch: str) -> Toolchain:
     if settings.toolchain == "cosmocc" and settings.pic:
         raise CosmoextError("setting 'pic': cosmocc cannot make position-independent code "
                             "(it drops -fPIC); leave pic unset or false")
+    if settings.cxx_runtime == "shared" and (settings.toolchain == "cosmocc"
+                                             or settings.effective_target() == "cosmo"):
+        raise CosmoextError("setting 'cxx-runtime': 'shared' needs a host target; cosmo "
+                            "Pythons have no shared C++ runtime (cosmocc images link libcxx.a "
+                            "and import the rest from the interpreter): use 'static'")
     return get_toolchain(settings.toolchain, arch, settings.cosmocc)
 
 
@@ -109,7 +114,9 @@ def link_image(settings: Settings, arch: str, inputs: list[str], name: str, *,
     ``name``, with the toolchain's runtime archives (libgcc.a; libstdc++.a
     for C++) after them."""
     tc = tc or toolchain(settings, arch)
-    return linker.link([*inputs, *tc.runtime_archives(cxx=cxx)], name=name, arch=arch,
+    shared = settings.cxx_runtime == "shared"
+    return linker.link([*inputs, *tc.runtime_archives(cxx=cxx, shared_cxx=shared)],
+                       name=name, arch=arch,
                        target=settings.effective_target(),
                        python_abi=settings.effective_python_abi(),
                        pic=settings.effective_pic(), ld=ld or tc.ld, verbose=settings.verbose)
@@ -182,7 +189,7 @@ def link_objects(inputs: Sequence[str], name: str, settings: Settings, *,
         if cxx_compiler:
             tc = dataclasses.replace(tc, cxx=cxx_compiler)
         if cxx:
-            archives = tc.runtime_archives()
+            archives = tc.runtime_archives(shared_cxx=settings.cxx_runtime == "shared")
         else:
             # Compiler helpers (__popcountdi2, __divti3, ...) for C objects too,
             # when this machine has the toolchain's libgcc.a; pulled only if used.

@@ -73,6 +73,12 @@ class Settings:
     python_abi: str | None = _setting(
         doc="Python ABI recorded in the file, e.g. `cp311`; the loader refuses others.",
         shown_default="this interpreter's")
+    cxx_runtime: str = _setting(
+        "static", doc="Where C++ images get the C++ runtime: `static` (the needed parts of "
+                      "libstdc++.a linked into each image; loads anywhere) or `shared` (imported "
+                      "from the `libstdc++.so.6` of the process, as native extensions do; host "
+                      "CPython only, not the embedded or cosmo interpreters).",
+        choices=("static", "shared"))
     jobs: int = _setting(0, doc="Parallel compile jobs (0: one per CPU).", kind="int")
     verbose: bool = _setting(False, doc="Show every command run and its output.",
                              scopes=(BUILD, EMBED), kind="bool")

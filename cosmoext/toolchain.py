@@ -84,11 +84,13 @@ class Toolchain:
             f += ["-ffixed-x18", "-ffixed-x28"]
         return f
 
-    def runtime_archives(self, cxx: bool = True) -> list[str]:
+    def runtime_archives(self, cxx: bool = True, shared_cxx: bool = False) -> list[str]:
         """Static runtime archives linked into an image.
 
         Always libgcc.a (compiler helpers such as __popcountdi2 or __divti3,
-        which C code needs too); libstdc++.a for C++.  Never libgcc_eh.a: all
+        which C code needs too); libstdc++.a for C++ unless ``shared_cxx``
+        (setting cxx-runtime = shared: its names stay imports, which the host
+        runtime resolves in libstdc++.so.6).  Never libgcc_eh.a: all
         images share the interpreter's unwinder (imported through the export
         table, each image's .eh_frame registered with it), because a
         personality routine in one image must work on an unwind started in
@@ -102,7 +104,7 @@ class Toolchain:
                 raise ToolchainError(f"toolchain 'cosmocc' ({self.arch}): {lib} not found")
             return [lib] if cxx else []
         out = []
-        for name in (("libstdc++.a",) if cxx else ()) + ("libgcc.a",):
+        for name in (("libstdc++.a",) if cxx and not shared_cxx else ()) + ("libgcc.a",):
             try:
                 p = subprocess.run([self.cxx if cxx else self.cc, *self.target_flags,
                                     f"-print-file-name={name}"],
