@@ -87,6 +87,26 @@ def test_nonpic_images_are_placed_near_the_host(embed_python: Path, nopic_dir: P
     assert int(proc.stdout) <= 1 << 31  # the host image is at 0x400000: within +-2 GiB
 
 
+def test_shared_cxx_runtime_image_is_refused(embed_python: Path, tmp_path: Path) -> None:
+    """An image built with cxx-runtime = shared imports libstdc++'s names, which
+    this interpreter does not have: one ImportError naming them and the
+    setting, and nothing left behind."""
+    from support.build import build_ext
+    from support.extensions import cflags, sources
+
+    build_ext(name="cx_throw", sources=sources("cx_throw"), cflags=cflags("cx_throw"),
+              output=str(tmp_path / "cx_throw.cosmoext"), pic=False, cxx_runtime="shared")
+    code = ("import sys, cosmoext._runtime as r; sys.path.insert(0, sys.argv[1])\n"
+            "try:\n    import cx_throw\nexcept ImportError as e:\n    print(e)\n"
+            "print('cx_throw' in sys.modules, len(r.images()))\n")
+    proc = _run([str(embed_python), "-c", code, str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr
+    err, left = proc.stdout.strip().splitlines()
+    assert "cx_throw.cosmoext" in err and "__gxx_personality_v0" in err, err
+    assert "cxx-runtime = shared" in err, err
+    assert left == "False 0"
+
+
 def test_suite_in_embedded_interpreter_under_wx_seccomp(
         embed_python: Path, pure_site: Path, nopic_dir: Path) -> None:
     code = f"import os; os.execv({str(embed_python)!r}, {_suite(embed_python)!r})"

@@ -24,10 +24,13 @@ from typing import Any
 import pytest
 from support import cosmo, ports
 
+from cosmoext import format as fmt
+
 # Builds from PyPI sdists, and takes minutes.
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
-RUNS = [("ujson", "host"), ("ujson", "embed"), ("greenlet", "host"), ("greenlet", "embed")]
+RUNS = [("ujson", "host"), ("ujson", "embed"), ("greenlet", "host"), ("greenlet", "embed"),
+        ("ujson", "host-shared-cxx"), ("greenlet", "host-shared-cxx")]
 # The real APE python.com with cosmocc images: x86_64 natively, aarch64 under qemu.
 COSMO_RUNS = [("ujson", "cosmo"), ("greenlet", "cosmo"), ("ujson", "cosmo-aarch64"),
               ("greenlet", "cosmo-aarch64")]
@@ -73,7 +76,7 @@ def test_upstream_suite(work: ports.Work, name: str, interp: str) -> None:
     seen = {g["module"]: g for g in r["guard"]}
     assert set(modules) <= set(seen)
     for g in seen.values():
-        assert g["file"].endswith(".cosmoext") and g["pic"] == (interp == "host"), g
+        assert g["file"].endswith(".cosmoext") and g["pic"] == interp.startswith("host"), g
     if interp == "embed":
         assert r["runtime"] == {"mode": "embedded", "extension_suffixes": []}
         assert [g["module"] for g in r["guard"] if g["stdlib"]] == port.embed_stdlib
@@ -82,6 +85,11 @@ def test_upstream_suite(work: ports.Work, name: str, interp: str) -> None:
         assert r["python"][-1].endswith("python.com")
     else:
         assert r["runtime"]["mode"] == "extension"
+        # The C++ modules' images carry libstdc++ (static) or import it (shared).
+        cxx = {"ujson": "ujson", "greenlet": "greenlet._greenlet"}[name]
+        (img,) = fmt.parse(Path(seen[cxx]["file"]).read_bytes())
+        imported = any(i.name == "__gxx_personality_v0" for i in img.imports)
+        assert imported == (interp == "host-shared-cxx"), [i.name for i in img.imports]
 
 
 def test_guard_refuses_a_native_build_on_sys_path(work: ports.Work, tmp_path: Path) -> None:

@@ -19,9 +19,9 @@ from .extensions import EXTENSIONS, cflags, make_packages, sources
 def build_ext(*, name: str, sources: Sequence[str], output: str, pic: bool | None = None,
               arch: list[str] | None = None, cflags: Sequence[str] = (),
               include_dirs: Sequence[str] = (), jobs: int = 1, quiet: bool = True,
-              toolchain: str = "gnu") -> str:
+              toolchain: str = "gnu", cxx_runtime: str = "static") -> str:
     """Build one test extension quietly (the library API the CLI uses)."""
-    s = Settings(pic=pic, jobs=jobs, toolchain=toolchain)
+    s = Settings(pic=pic, jobs=jobs, toolchain=toolchain, cxx_runtime=cxx_runtime)
     if arch:
         s.arch = list(arch)
     return build_extension(name, sources, s, output=output, cflags=cflags,
@@ -29,7 +29,8 @@ def build_ext(*, name: str, sources: Sequence[str], output: str, pic: bool | Non
 
 
 def build_suite(root: Path, *, pic: bool | None, arch: list[str] | None = None,
-                names: Iterable[str] | None = None, toolchain: str = "gnu") -> Path:
+                names: Iterable[str] | None = None, toolchain: str = "gnu",
+                cxx_runtime: str = "static") -> Path:
     """Build the test extensions (default: all of EXTENSIONS) into ``root``, laid out
     for import (see :func:`support.extensions.make_packages`); return ``root``."""
     root.mkdir(parents=True, exist_ok=True)
@@ -37,7 +38,8 @@ def build_suite(root: Path, *, pic: bool | None, arch: list[str] | None = None,
     def one(name: str) -> None:
         out = make_packages(root, name)
         build_ext(name=name.split(".")[-1], sources=sources(name), output=str(out), pic=pic,
-                  arch=arch, cflags=cflags(name), jobs=1, quiet=True, toolchain=toolchain)
+                  arch=arch, cflags=cflags(name), jobs=1, quiet=True, toolchain=toolchain,
+                  cxx_runtime=cxx_runtime)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(one, list(names or EXTENSIONS)))

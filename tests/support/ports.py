@@ -68,7 +68,10 @@ TESTS = REPO / "tests"  # on the runs' PYTHONPATH for the plugin support.cxguard
 # host: this CPython (PIC images); embed: `cosmoext embed` (non-PIC); cosmo:
 # the real fat APE python.com from `cosmoext embed --toolchain cosmocc`, with
 # fat cosmocc images, run natively (x86_64) and under qemu (aarch64).
-INTERPS = ("host", "embed", "cosmo", "cosmo-aarch64")
+# host-shared-cxx: this CPython with images built -C cxx-runtime=shared (the
+# C++ runtime imported from libstdc++.so.6); its expectations are host's.
+INTERPS = ("host", "embed", "cosmo", "cosmo-aarch64", "host-shared-cxx")
+SAME_AS = {"host-shared-cxx": "host"}
 COSMO = ("cosmo", "cosmo-aarch64")
 # Stand-ins for test dependencies that cannot be built for Cosmopolitan
 # (tests/support/standins/<name>.py; port.toml's [cosmo] standins).
@@ -101,6 +104,7 @@ class Port:
 
     def not_passed_in(self, interp: str) -> dict[str, dict[str, Any]]:
         """The tests that do not pass in INTERP (entries may name their interpreters)."""
+        interp = SAME_AS.get(interp, interp)
         return {t: e for t, e in self.not_passed.items()
                 if not e["interps"] or interp in e["interps"]}
 
@@ -120,7 +124,7 @@ def load_port(name: str) -> Port:
     d = tomllib.loads(path.read_text())
     expect = d.get("expect", {})
     per_interp = {i: {**{k: v for k, v in expect.items() if not isinstance(v, dict)},
-                      **expect.get(i, {})} for i in INTERPS}
+                      **expect.get(SAME_AS.get(i, i), {})} for i in INTERPS}
     not_passed = {e["test"]: {"outcome": e["outcome"], "why": e["why"],
                               "interps": list(e.get("interps", []))}
                   for e in d.get("not_passed", [])}
@@ -184,8 +188,9 @@ class Work:
     # -- builds ---------------------------------------------------------------
 
     def wheel(self, requirement: str, kind: str) -> Path:
-        """``cosmoext wheel REQUIREMENT`` for ``kind``: ``pic``, ``nopic`` (``-C
-        pic=false``) or ``cosmo`` (cosmocc, fat x86_64+aarch64); the wheel's path."""
+        """``cosmoext wheel REQUIREMENT`` for ``kind``: ``pic``, ``pic-shared-cxx``
+        (``-C cxx-runtime=shared``), ``nopic`` (``-C pic=false``) or ``cosmo``
+        (cosmocc, fat x86_64+aarch64); the wheel's path."""
         dest = self.root / "wheels" / f"{_slug(requirement)}-{kind}"
         stamp = dest / "cosmoext.stamp"
         found = sorted(dest.glob("*.whl"))
@@ -194,7 +199,8 @@ class Work:
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         cmd = [sys.executable, "-m", "cosmoext", "wheel", requirement, "-w", str(dest),
-               *{"pic": [], "nopic": ["-C", "pic=false"],
+               *{"pic": [], "pic-shared-cxx": ["-C", "cxx-runtime=shared"],
+                 "nopic": ["-C", "pic=false"],
                  "cosmo": ["-C", "toolchain=cosmocc", "-C", "arch=x86_64,aarch64"]}[kind]]
         self.log(f"building {requirement} ({kind}) with cosmoext wheel")
         t0 = time.perf_counter()
@@ -306,7 +312,7 @@ class Work:
 
     def python_cmd(self, interp: str) -> list[str]:
         """How to start INTERP's python."""
-        if interp == "host":
+        if interp in ("host", "host-shared-cxx"):
             return [str(self.host_python())]
         if interp == "embed":
             return [str(self.embed_python())]
@@ -438,8 +444,9 @@ def run_port(work: Work, port: Port, interp: str) -> dict[str, Any]:
     """Build, install and run PORT's own test suite in INTERP; a result record."""
     if interp not in INTERPS:
         raise PortError(f"unknown interpreter {interp!r} ({', '.join(INTERPS)})")
-    kind = "pic" if interp == "host" else "cosmo" if interp in COSMO else "nopic"
-    pic = kind == "pic"
+    kind = {"host": "pic", "host-shared-cxx": "pic-shared-cxx", "embed": "nopic"}.get(interp,
+                                                                                   "cosmo")
+    pic = kind.startswith("pic")
     wheels = [work.wheel(port.requirement, kind)]
     modules = list(port.modules)
     standins: list[str] = []
@@ -537,7 +544,8 @@ def run_port(work: Work, port: Port, interp: str) -> dict[str, Any]:
         problems.append(f"pytest exited with {proc.returncode}")
     return {
         "port": port.name, "requirement": port.requirement, "interp": interp,
-        "images": {"pic": "PIC", "nopic": "non-PIC", "cosmo": "cosmocc (fat)"}[kind],
+        "images": {"pic": "PIC", "pic-shared-cxx": "PIC, shared C++ runtime",
+                   "nopic": "non-PIC", "cosmo": "cosmocc (fat)"}[kind],
         "python": python, "cwd": str(src), "standins": standins,
         "pythonpath": env["PYTHONPATH"],
         "counts": got, "subtests_passed": counts.get("subtests_passed", 0),

@@ -1,0 +1,125 @@
+"""Setting cxx-runtime = shared: C++ images import the C++ runtime from the
+process's libstdc++.so.6 (opened by the host runtime at the first such
+import) instead of carrying the parts of libstdc++.a they reach.
+
+The C++ tests of the test-extension suite run in a child against images
+built that way; exceptions cross between shared-runtime and static-runtime
+images; interpreters without a shared C++ runtime refuse such an image with
+an error that names the setting (test_embed.py checks the embedded one)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.build import build_ext, build_suite
+from support.extensions import CPP, cflags, sources
+from support.runs import EXT_SUITE, outcomes
+
+from cosmoext import format as fmt
+from cosmoext.errors import CosmoextError
+from cosmoext.pipeline import build_extension
+from cosmoext.settings import Settings
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_suite(tmp_path_factory.mktemp("cx-shared-cxx"), pic=True, names=sorted(CPP),
+                       cxx_runtime="shared")
+
+
+def _run(code: str, *args: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_images_import_the_cxx_runtime(shared_dir: Path, pic_dir: Path) -> None:
+    for name in sorted(CPP):
+        (shared,) = fmt.parse((shared_dir / f"{name}.cosmoext").read_bytes())
+        (static,) = fmt.parse((pic_dir / f"{name}.cosmoext").read_bytes())
+        imported = {i.name for i in shared.imports}
+        assert "__gxx_personality_v0" in imported, name
+        assert any(n.startswith("_Z") for n in imported), name
+        assert "__gxx_personality_v0" not in {i.name for i in static.imports}, name
+        size = (shared_dir / f"{name}.cosmoext").stat().st_size
+        assert size * 4 < (pic_dir / f"{name}.cosmoext").stat().st_size, name
+
+
+def test_cxx_suite_with_the_shared_runtime(shared_dir: Path) -> None:
+    """test_ext_suite.py's C++ tests (static constructors, exceptions across
+    images and through Python frames, thread_local, std containers)."""
+    env = {**os.environ, "CX_TEST_PIC_DIR": str(shared_dir), "PYTHONPATH": str(HERE)}
+    code = ("import sys, pytest; sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', "
+            f"'-k', 'cpp', *sys.argv[1:], {str(EXT_SUITE)!r}]))")
+    listed = _run(code, "--collect-only", env=env)
+    want = sum(1 for line in listed.splitlines() if line.startswith(str(EXT_SUITE.name) + "::")
+               or "test_ext_suite.py::" in line)
+    out = _run(code, env=env)
+    got = outcomes(out)
+    assert want > 0 and got == {"passed": want, "deselected": got.get("deselected", 0)}, out
+
+
+LOAD = """
+import sys, cosmoext._hook as h
+h.install()
+def mapped():
+    with open('/proc/self/maps') as f:
+        return any('libstdc++.so' in line for line in f)
+before = mapped()
+sys.path[:0] = sys.argv[1:]
+import cx_throw, cx_catch
+print(before, mapped(), cx_catch.call_and_catch(cx_throw.throw_std),
+      cx_catch.call_and_catch(cx_throw.throw_int))
+"""
+
+
+@pytest.mark.parametrize(("thrower", "catcher"), [("shared", "shared"), ("static", "shared"),
+                                                   ("shared", "static")])
+def test_exceptions_cross_runtimes(shared_dir: Path, tmp_path: Path, pic_dir: Path,
+                                   thrower: str, catcher: str) -> None:
+    """libstdc++.so.6 is opened only for an image that imports from it, and an
+    exception thrown by one runtime's __cxa_throw is caught by the other's
+    personality routine (the unwinder is the process's one libgcc_s)."""
+    dirs = {"shared": shared_dir, "static": pic_dir}
+    for name, kind in (("cx_throw", thrower), ("cx_catch", catcher)):
+        (tmp_path / f"{name}.cosmoext").symlink_to(dirs[kind] / f"{name}.cosmoext")
+    before, after, std, num = _run(LOAD, str(tmp_path)).split(" ", 3)
+    assert before == "False" and after == "True"
+    assert (std, num.strip()) == ("caught", "std: boom from cx_throw caught int 42")
+
+
+def test_static_runtime_does_not_open_libstdcxx(pic_dir: Path) -> None:
+    before, after, *_ = _run(LOAD, str(pic_dir)).split(" ")
+    assert (before, after) == ("False", "False")
+
+
+def test_a_cxx_name_libstdcxx_lacks_is_refused(tmp_path: Path) -> None:
+    """Only what libstdc++.so.6 itself defines resolves; the error lists the
+    name and says what the setting needs."""
+    src = tmp_path / "cx_nocxx.cpp"
+    src.write_text('#include <Python.h>\nnamespace cxnope { void missing(); }\n'
+                   'static PyModuleDef m = {PyModuleDef_HEAD_INIT, "cx_nocxx", 0, -1, 0};\n'
+                   'extern "C" PyObject *PyInit_cx_nocxx(void) { cxnope::missing(); '
+                   'return PyModule_Create(&m); }\n')
+    build_ext(name="cx_nocxx", sources=[str(src)], output=str(tmp_path / "cx_nocxx.cosmoext"),
+              cxx_runtime="shared")
+    code = ("import sys, cosmoext._hook as h; h.install(); sys.path.insert(0, sys.argv[1])\n"
+            "try:\n    import cx_nocxx\nexcept ImportError as e:\n    print(e)\n")
+    out = _run(code, str(tmp_path))
+    assert "_ZN6cxnope7missingEv" in out and "cxx-runtime = shared" in out, out
+
+
+@pytest.mark.parametrize("settings", [Settings(toolchain="cosmocc", cxx_runtime="shared"),
+                                      Settings(target="cosmo", cxx_runtime="shared")])
+def test_shared_needs_a_host_target(settings: Settings, tmp_path: Path) -> None:
+    name = "cx_throw"
+    with pytest.raises(CosmoextError, match="setting 'cxx-runtime': 'shared' needs a host"):
+        build_extension(name, sources(name), settings, output=str(tmp_path / "x.cosmoext"),
+                        cflags=cflags(name), quiet=True)
