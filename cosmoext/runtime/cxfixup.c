@@ -49,31 +49,35 @@ static uint32_t fx_requirement(uint32_t kind, uint32_t sym) {
   }
 }
 
+static const char *import_name(struct cx_ctx *c, uint32_t i, struct cx_import *im) {
+  memcpy(im, c->img + c->h.imp_off + (uint64_t)i * CX_IMPORT_SIZE, sizeof *im);
+  return cx_str_at(c, im->name_off);
+}
+
 int cx_resolve_imports(struct cx_ctx *c) {
   struct cx_image_hdr *h = &c->h;
-  size_t missing = 0, len = 0;
-  int cxx = 0; /* a C++ runtime name is missing (cxx-runtime = shared) */
-  char list[640] = "";
+  struct cx_import im;
   c->imp_addr = calloc(h->imp_count ? h->imp_count : 1, sizeof *c->imp_addr);
   if (!c->imp_addr) return cx_fail(c->err, c->errlen, "out of memory");
-  /* Built with cxx-runtime = shared: a non-weak C++ runtime import (a
-     static-runtime image defines all of those it calls). */
+  /* Built with cxx-runtime = shared: a non-weak C++ runtime name the host's
+     names lack (a static-runtime image defines every one it calls; its weak
+     __cxa_pure_virtual must not open the shared runtime). */
   int shared_cxx = 0;
-  for (uint32_t i = 0; i < h->imp_count && !shared_cxx; i++) {
-    struct cx_import im;
-    memcpy(&im, c->img + h->imp_off + (uint64_t)i * CX_IMPORT_SIZE, sizeof im);
-    const char *name = cx_str_at(c, im.name_off);
-    shared_cxx = name && !(im.flags & CX_IMP_WEAK) && cx_cxx_name(name);
-  }
   for (uint32_t i = 0; i < h->imp_count; i++) {
-    struct cx_import im;
-    memcpy(&im, c->img + h->imp_off + (uint64_t)i * CX_IMPORT_SIZE, sizeof im);
-    const char *name = cx_str_at(c, im.name_off);
+    const char *name = import_name(c, i, &im);
     if (!name || !*name || im.flags & ~CX_IMP_WEAK || cx_gnu_hash_str(name) != im.hash)
       return cx_fail(c->err, c->errlen, "import %u: bad entry", i);
     c->imp_addr[i] = c->host->resolve(name, im.hash);
-    if (!c->imp_addr[i] && shared_cxx && c->host->resolve_cxx && cx_cxx_name(name))
-      c->imp_addr[i] = c->host->resolve_cxx(name);
+    shared_cxx |= !c->imp_addr[i] && !(im.flags & CX_IMP_WEAK) && cx_cxx_name(name);
+  }
+  size_t missing = 0, len = 0;
+  int cxx = 0; /* a C++ runtime name is missing */
+  char list[640] = "";
+  for (uint32_t i = 0; i < h->imp_count; i++) {
+    if (c->imp_addr[i]) continue;
+    const char *name = import_name(c, i, &im);
+    if (shared_cxx && c->host->resolve_cxx && cx_cxx_name(name))
+      c->imp_addr[i] = c->host->resolve_cxx(name, im.hash);
     if (!c->imp_addr[i] && !(im.flags & CX_IMP_WEAK)) {
       if (len + strlen(name) + 8 < sizeof list) {
         len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", missing ? ", " : "", name);

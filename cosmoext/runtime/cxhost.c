@@ -138,35 +138,6 @@ static const void *unwinder_sym(const char *name) {
   {"__register_frame_info", CX_FROM_UNWINDER},                                    \
   {"__deregister_frame_info", CX_FROM_UNWINDER},
 
-/* Images built with cxx-runtime = shared import the C++ runtime: the
-   process's libstdc++.so.6, which native C++ extensions share too, opened
-   at the first such import.  Only for C++ names (cx_cxx_name) that the
-   export table lacks, of images with a non-weak import of one (cxfixup.c):
-   a static-runtime image's weak __cxa_pure_virtual does not open it. */
-#define CX_CXXRT "libstdc++.so.6"
-static void *g_cxxrt;
-
-const void *cx_resolve_cxx(const char *name) {
-  void *h = __atomic_load_n(&g_cxxrt, __ATOMIC_ACQUIRE);
-  if (!h) {
-    pthread_mutex_lock(&g_unw_lock);
-    if (!g_cxxrt && (h = dlopen(CX_CXXRT, RTLD_NOW | RTLD_LOCAL)) != NULL) {
-      unwinder_locked(1); /* its throws unwind through images: register them */
-      __atomic_store_n(&g_cxxrt, h, __ATOMIC_RELEASE);
-    }
-    h = g_cxxrt;
-    pthread_mutex_unlock(&g_unw_lock);
-  }
-  if (!h) return NULL;
-  /* The library itself, not its dependencies (libc's __cxa_atexit is an
-     export-table name): dladdr names the object that defines the answer. */
-  const void *a = dlsym(h, name);
-  Dl_info info;
-  struct link_map *lm = h;
-  if (a && (!dladdr(a, &info) || !info.dli_fname || strcmp(info.dli_fname, lm->l_name) != 0))
-    return NULL;
-  return a;
-}
 #else
 /* libgcc_s, or libgcc_eh in a static build. */
 extern void __register_frame_info(const void *, void *);
@@ -279,9 +250,15 @@ static uintptr_t dyn_ptr(uintptr_t base, ElfW(Addr) p) {
   return p < base ? base + p : p;
 }
 
-static int find_pyapi(struct dl_phdr_info *info, size_t size, void *data) {
+struct find_table {
+  uintptr_t want; /* an address inside the object */
+  struct cx_gnu_table *out;
+};
+
+static int find_table(struct dl_phdr_info *info, size_t size, void *data) {
   (void)size;
-  uintptr_t want = (uintptr_t)data;
+  struct find_table *f = data;
+  uintptr_t want = f->want;
   const ElfW(Dyn) *dyn = NULL;
   int inside = 0;
   for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -298,13 +275,14 @@ static int find_pyapi(struct dl_phdr_info *info, size_t size, void *data) {
     if (dyn->d_tag == DT_STRTAB) t.str = (const char *)dyn_ptr(t.base, dyn->d_un.d_ptr);
     if (dyn->d_tag == DT_VERSYM) t.versym = (const uint16_t *)dyn_ptr(t.base, dyn->d_un.d_ptr);
   }
-  if (t.hash && t.sym && t.str) g_pyapi = t;
+  if (t.hash && t.sym && t.str) *f->out = t;
   return 1;
 }
 
-static const void *pyapi_lookup(const char *name, uint32_t h) {
-  const struct cx_gnu_table *t = &g_pyapi;
-  if (!t->hash || (name[0] != 'P' && !(name[0] == '_' && name[1] == 'P'))) return NULL;
+/* NAME's default-version definition in table T (a function or object), or
+   NULL: then dlsym decides. */
+static const void *gnu_lookup(const struct cx_gnu_table *t, const char *name, uint32_t h) {
+  if (!t->hash) return NULL;
   uint32_t nbuckets = t->hash[0], symoffset = t->hash[1], nbloom = t->hash[2],
            shift = t->hash[3];
   const ElfW(Addr) *bloom = (const ElfW(Addr) *)(t->hash + 4);
@@ -321,12 +299,20 @@ static const void *pyapi_lookup(const char *name, uint32_t h) {
     const ElfW(Sym) *s = &t->sym[i];
     if ((h | 1) == (h2 | 1) && s->st_shndx != SHN_UNDEF && strcmp(t->str + s->st_name, name) == 0) {
       int type = ELF64_ST_TYPE(s->st_info);
-      if (t->versym && (t->versym[i] & 0x8000)) return NULL; /* hidden version: dlsym */
+      if (t->versym && (t->versym[i] & 0x8000)) {
+        if (h2 & 1) return NULL;
+        continue; /* a hidden version: the default one may follow */
+      }
       if (type != STT_FUNC && type != STT_OBJECT && type != STT_NOTYPE) return NULL;
       return (const void *)(t->base + s->st_value);
     }
     if (h2 & 1) return NULL;
   }
+}
+
+static const void *pyapi_lookup(const char *name, uint32_t h) {
+  if (name[0] != 'P' && !(name[0] == '_' && name[1] == 'P')) return NULL;
+  return gnu_lookup(&g_pyapi, name, h);
 }
 /* Populated in one go when the runtime is imported: the first images touch
    entries all over the array, and one fault per page (two: a read maps the
@@ -336,8 +322,44 @@ void cx_exports_init(void) {
   void *p = mmap(NULL, cx_export_count * sizeof(void *), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (p != MAP_FAILED) cx_export_cache = (const void **)p;
-  dl_iterate_phdr(find_pyapi, (void *)(uintptr_t)&Py_Initialize);
+  struct find_table f = {(uintptr_t)&Py_Initialize, &g_pyapi};
+  dl_iterate_phdr(find_table, &f);
   if (g_pyapi.hash) cx_export_lookup = pyapi_lookup;
+}
+/* Images built with cxx-runtime = shared import the C++ runtime: the
+   process's libstdc++.so.6, which native C++ extensions share too, opened
+   at the first such import.  Only for C++ names (cx_cxx_name) that the
+   export table lacks, of images with a non-weak import of one (cxfixup.c):
+   a static-runtime image's weak __cxa_pure_virtual does not open it. */
+#define CX_CXXRT "libstdc++.so.6"
+static void *g_cxxrt;
+static struct cx_gnu_table g_cxxtab; /* its symbols, for the fast lookup */
+
+const void *cx_resolve_cxx(const char *name, uint32_t hash) {
+  void *h = __atomic_load_n(&g_cxxrt, __ATOMIC_ACQUIRE);
+  if (!h) {
+    pthread_mutex_lock(&g_unw_lock);
+    if (!g_cxxrt && (h = dlopen(CX_CXXRT, RTLD_NOW | RTLD_LOCAL)) != NULL) {
+      unwinder_locked(1); /* its throws unwind through images: register them */
+      void *any = dlsym(h, "__gxx_personality_v0");
+      struct find_table f = {(uintptr_t)any, &g_cxxtab};
+      if (any) dl_iterate_phdr(find_table, &f);
+      __atomic_store_n(&g_cxxrt, h, __ATOMIC_RELEASE);
+    }
+    h = g_cxxrt;
+    pthread_mutex_unlock(&g_unw_lock);
+  }
+  if (!h) return NULL;
+  /* The library itself, not its dependencies (libc's __cxa_atexit is an
+     export-table name): its own hash table, else dlsym and dladdr. */
+  const void *a = gnu_lookup(&g_cxxtab, name, hash);
+  if (a) return a;
+  a = dlsym(h, name);
+  Dl_info info;
+  struct link_map *lm = h;
+  if (a && (!dladdr(a, &info) || !info.dli_fname || strcmp(info.dli_fname, lm->l_name) != 0))
+    return NULL;
+  return a;
 }
 #else
 void cx_exports_init(void) {}

@@ -11,9 +11,10 @@ const void *cx_resolve(const char *name, uint32_t hash);
 /* Register an image's .eh_frame with the interpreter's unwinder. */
 void cx_register_frames(const void *eh_frame);
 /* The shared C++ runtime (host runtime only): libstdc++.so.6's own
-   definition of NAME, opening it on first use; NULL if absent. */
+   definition of NAME (GNU hash HASH), opening it on first use; NULL if
+   absent. */
 #if CX_EXPORTS_LAZY && !defined(__COSMOPOLITAN__)
-const void *cx_resolve_cxx(const char *name);
+const void *cx_resolve_cxx(const char *name, uint32_t hash);
 #define CX_RESOLVE_CXX cx_resolve_cxx
 #else
 #define CX_RESOLVE_CXX NULL

@@ -20,7 +20,7 @@ struct cx_host {
   /* The shared C++ runtime's definition of a C++ name (cx_cxx_name), for
      images with a non-weak import of one (built with cxx-runtime = shared);
      NULL if this interpreter has none. */
-  const void *(*resolve_cxx)(const char *name);
+  const void *(*resolve_cxx)(const char *name, uint32_t hash);
 };
 
 /* A C++ runtime name: mangled, or an Itanium C++ ABI entry point. */

@@ -261,6 +261,18 @@ static PyObject *resolve_py(PyObject *self, PyObject *arg) {
   return PyLong_FromVoidPtr((void *)a);
 }
 
+/* What an image built with cxx-runtime = shared gets for a C++ name (None
+   if the name is not a C++ runtime name, or this interpreter has none). */
+static PyObject *resolve_cxx_py(PyObject *self, PyObject *arg) {
+  (void)self;
+  const char *name = PyUnicode_AsUTF8(arg);
+  if (!name) return NULL;
+  const void *a = host.resolve_cxx && cx_cxx_name(name)
+                      ? host.resolve_cxx(name, cx_gnu_hash_str(name)) : NULL;
+  if (!a) Py_RETURN_NONE;
+  return PyLong_FromVoidPtr((void *)a);
+}
+
 static PyObject *codemem(PyObject *self, PyObject *noargs) {
   (void)self;
   (void)noargs;
@@ -282,6 +294,8 @@ static PyMethodDef methods[] = {
     {"crc32c_impl", crc32c_impl_py, METH_NOARGS,
      "Which CRC-32C the loader uses here: sse4.2, armv8-crc or table."},
     {"resolve", resolve_py, METH_O, "Address the export table gives for a name, or None."},
+    {"resolve_cxx", resolve_cxx_py, METH_O,
+     "Address the shared C++ runtime gives for a C++ name, or None."},
     {"closure_info", cx_closure_pool_info, METH_NOARGS, "The closure pool: capacity, use, place."},
     {"codemem", codemem, METH_NOARGS, "How code is written here: mprotect, map-jit or windows."},
     {NULL, NULL, 0, NULL},
