@@ -116,6 +116,19 @@ def test_a_cxx_name_libstdcxx_lacks_is_refused(tmp_path: Path) -> None:
     assert "_ZN6cxnope7missingEv" in out and "cxx-runtime = shared" in out, out
 
 
+def test_libstdcxx_thread_locals_are_a_link_error(tmp_path: Path) -> None:
+    """std::call_once reads libstdc++'s own thread-locals, which an image
+    cannot import: one build-time error naming the variable."""
+    src = tmp_path / "cx_once.cpp"
+    src.write_text('#include <Python.h>\n#include <mutex>\nstatic std::once_flag f;\n'
+                   'static PyModuleDef m = {PyModuleDef_HEAD_INIT, "cx_once", 0, -1, 0};\n'
+                   'extern "C" PyObject *PyInit_cx_once(void) { std::call_once(f, []{}); '
+                   'return PyModule_Create(&m); }\n')
+    with pytest.raises(CosmoextError, match="_ZSt15__once_callable.*cannot be imported"):
+        build_ext(name="cx_once", sources=[str(src)], output=str(tmp_path / "x.cosmoext"),
+                  cxx_runtime="shared")
+
+
 @pytest.mark.parametrize("settings", [Settings(toolchain="cosmocc", cxx_runtime="shared"),
                                       Settings(target="cosmo", cxx_runtime="shared")])
 def test_shared_needs_a_host_target(settings: Settings, tmp_path: Path) -> None:
@@ -123,3 +136,43 @@ def test_shared_needs_a_host_target(settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(CosmoextError, match="setting 'cxx-runtime': 'shared' needs a host"):
         build_extension(name, sources(name), settings, output=str(tmp_path / "x.cosmoext"),
                         cflags=cflags(name), quiet=True)
+
+
+CHECK_LOOKUP = """
+import ctypes, json, sys, cosmoext._runtime as rt
+lib = ctypes.CDLL("libstdc++.so.6")
+names, tls = json.loads(sys.stdin.read())
+bad = [n for n in names if rt.resolve_cxx(n) != ctypes.cast(getattr(lib, n), ctypes.c_void_p).value]
+print(json.dumps({"bad": bad[:20], "checked": len(names), "tls": [rt.resolve_cxx(n) for n in tls],
+                  "not_cxx": rt.resolve_cxx("malloc")}))
+"""
+
+
+def test_cxx_lookup_gives_what_dlsym_gives() -> None:
+    """Every C++ function and object libstdc++.so.6 defines at its default
+    version resolves, through the runtime's own hash-table lookup, to the
+    address dlsym gives; its thread-locals and C names do not resolve."""
+    import json
+
+    lib = subprocess.run(["g++", "-print-file-name=libstdc++.so.6"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    syms = subprocess.run(["readelf", "--dyn-syms", "-W", lib], capture_output=True, text=True,
+                          check=True).stdout
+    names: set[str] = set()
+    tls: set[str] = set()
+    for f in (ln.split() for ln in syms.splitlines()):
+        if len(f) < 8 or f[6] == "UND" or "@@" not in f[7]:
+            continue
+        name = f[7].split("@@")[0]
+        if name.startswith(("_Z", "__cxa_", "__gxx_")):
+            if f[3] == "TLS":
+                tls.add(name)
+            elif f[3] in ("FUNC", "OBJECT"):
+                names.add(name)
+    proc = subprocess.run([sys.executable, "-c", CHECK_LOOKUP],
+                          input=json.dumps([sorted(names), sorted(tls)]),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert names and out == {"bad": [], "checked": len(names), "tls": [None] * len(tls),
+                             "not_cxx": None}
