@@ -129,6 +129,20 @@ def test_toolchain_file_builds_importable_images(tmp_path: Path, toolchain: str 
     check_import(build, bias=1000)
 
 
+def test_cxx_runtime_setting_reaches_the_link(tmp_path: Path) -> None:
+    """COSMOEXT_CXX_RUNTIME=shared: the C++ module imports the C++ runtime
+    (no libstdc++.a in it) and still imports and runs."""
+    need("g++")
+    src, build = tmp_path / "src", tmp_path / "build"
+    write_project(src, bias=7)
+    configure(src, build, "gnu-x86_64.cmake", "-DCOSMOEXT_CXX_RUNTIME=shared")
+    run(["cmake", "--build", build])
+    proc = run([sys.executable, "-m", "cosmoext", "inspect", "--json", build / "tinycxx.cosmoext"])
+    (img,) = json.loads(proc.stdout)["images"]
+    assert any(i["name"].startswith("_Z") for i in img["imports"]), img["imports"]
+    check_import(build, bias=7)
+
+
 CROSS = ["gnu-aarch64.cmake", "clang-aarch64.cmake"]
 
 

@@ -39,6 +39,7 @@
 #   COSMOEXT_ARCH       x86_64 | aarch64       (default: from CMAKE_SYSTEM_PROCESSOR)
 #   COSMOEXT_TARGET     cosmo | linux-gnu ...   (default: cosmo for cosmocc, else the host's)
 #   COSMOEXT_LD         ld to merge objects     (default: the toolchain's)
+#   COSMOEXT_CXX_RUNTIME static | shared        (default: static; the setting cxx-runtime)
 #   COSMOEXT_PYTHON_INCLUDE_DIRS                (default: what build-ext uses for the arch)
 
 include_guard(GLOBAL)
@@ -300,6 +301,9 @@ function(cosmoext_add_module name)
       message(FATAL_ERROR "cosmoext_add_module(${name}): C++ sources need CXX in project(... LANGUAGES C CXX)")
     endif()
     list(APPEND link_args --cxx --cxx-compiler "${CMAKE_CXX_COMPILER}")
+    if(COSMOEXT_CXX_RUNTIME)
+      list(APPEND link_args --cxx-runtime "${COSMOEXT_CXX_RUNTIME}")
+    endif()
   endif()
 
   file(MAKE_DIRECTORY "${outdir}")
