@@ -30,6 +30,10 @@ Rows (goal in brackets):
    keeps its mapped pages, which the details say) [<= 0.8x].
 4. **size**: ``ujson.cosmoext`` as built against a ``strip --strip-unneeded``
    copy of the native ``.so``; also each image's loadable bytes [<= 2x].
+   Rows 2 and 4 are measured again for ujson built with ``-C
+   cxx-runtime=shared`` (the C++ runtime imported from ``libstdc++.so.6``
+   instead of carried in the image); the row-2 details also time opening
+   ``libstdc++.so.6`` alone in a fresh process.
 5. **greenlet Ir**: ``valgrind --tool=callgrind`` instructions per
    create+run and per switch pair, (Ir of N calls - Ir of 0 calls) / N, so
    start-up and setup cancel (``bench_ports.measure_ir``) [<= 1.000].
@@ -43,8 +47,9 @@ Rows (goal in brackets):
    ``write()`` markers [cosmoext <= dlopen's].
 
 ujson 6.1.0 and greenlet 3.5.6 come from PyPI: ``cosmoext wheel`` (PIC, and
-``-C pic=false`` for row 6) against ``pip wheel --no-binary :all:``
-(this CPython's flags).  ``--offline`` skips what needs them.
+``-C pic=false`` for row 6, ``-C cxx-runtime=shared`` for the shared rows)
+against ``pip wheel --no-binary :all:`` (this CPython's flags).  ``--offline``
+skips what needs them.
 
 Usage: ``python3 benchmarks/run.py [--rounds N] [--quick] [--offline]
 [--out FILE] [--json] [--work DIR]``.  Exit status 1 when a row could not be
@@ -94,6 +99,11 @@ END = "<!-- run.py: end -->"
 # ``import cosmoext._runtime``; "plain" imports nothing of cosmoext first;
 # "preload", "maps" and "strace" load the runtime first; "maps" also lists the
 # files the import newly maps; "strace"/"strace-first" write markers around it.
+# Opening the C++ runtime alone, as a native C++ extension's import does.
+OPEN_LIBSTDCXX = ("import ctypes, json, time; t = time.perf_counter_ns(); "
+                  "ctypes.CDLL('libstdc++.so.6'); "
+                  "print(json.dumps({'ns': time.perf_counter_ns() - t}))")
+
 CHILD = r"""
 import gc, sys, time
 mode, name, where, pre = sys.argv[1:5]
@@ -249,6 +259,7 @@ class Bench:
             wheels = {"cosmoext": self.work.wheel(req, "pic"), "native": nat}
             if port == "ujson":
                 wheels["nopic"] = self.work.wheel(req, "nopic")
+                wheels["shared"] = self.work.wheel(req, "pic-shared-cxx")
             out: dict[str, Path] = {}
             for kind, whl in wheels.items():
                 target = self.root / f"t-{kind}" / port
@@ -285,9 +296,9 @@ class Bench:
         row.fill(self.import_us(self.host, "preload", name, dirs))
         row.details = "fresh host CPython per sample, runtime loaded first, gcc -O2 both"
 
-    def row2(self, row: Row) -> None:
+    def row2(self, row: Row, cx: str = "cosmoext") -> None:
         d = self.port("ujson")
-        dirs = {k: d[k] for k in KINDS}
+        dirs = {"cosmoext": d[cx], "native": d["native"]}
 
         def take(kind: str) -> float:
             res = self.child(self.host, "plain", "ujson", dirs[kind], kind)
@@ -297,6 +308,14 @@ class Bench:
         row.fill(paired(self.rounds, take))
         row.details = ("fresh host CPython per sample, .pth hook installed, runtime not "
                        "loaded before: the .cosmoext side includes loading cosmoext._runtime")
+        if cx == "shared":
+            us = [float(last_json(run([*self.host, "-c", OPEN_LIBSTDCXX], env=self.env))["ns"])
+                  / 1e3 for _ in range(self.rounds)]
+            q1, med, q3 = quartiles(us)
+            row.data["libstdcxx_open_us"] = {"median": med, "p25": q1, "p75": q3, "n": len(us)}
+            row.details += ("; built with -C cxx-runtime=shared, so both sides open "
+                            f"libstdc++.so.6, which alone takes {med:,.0f} µs (IQR {q1:,.0f}-"
+                            f"{q3:,.0f}; ctypes.CDLL in a fresh process)")
 
     def row2_runtime(self, row: Row) -> None:
         us = []
@@ -347,9 +366,10 @@ class Bench:
                            + (f"; still resident after eviction: {', '.join(kept)}" if kept
                               else "; all evicted (mincore)") + "; runtime loaded first")
 
-    def row4(self, rows: tuple[Row, Row]) -> None:
+    def row4(self, rows: tuple[Row, Row], cx: str = "cosmoext") -> None:
         d = self.port("ujson")
-        s = bench_ports.sizes({k: [d[f"file-{k}"]] for k in KINDS}, self.root)
+        s = bench_ports.sizes({"cosmoext": [d[f"file-{cx}"]], "native": [d["file-native"]]},
+                              self.root)
         cx, nat = s["cosmoext"][0], s["native"][0]
         file_row, image_row = rows
         file_row.cosmoext, file_row.native = cx["file_bytes"], nat["stripped_bytes"]
@@ -467,6 +487,9 @@ def make_rows() -> list[Row]:
             0.8, "µs"),
         Row("4.file", "4. ujson.cosmoext file vs stripped .so (bytes)", "≤ 2×", 2.0, "bytes"),
         Row("4.image", "4. ujson largest image vs stripped .so (bytes)", "≤ 2×", 2.0, "bytes"),
+        Row("2.shared", "2. ujson first import, cxx-runtime=shared (µs)", "≤ 0.6×", 0.6, "µs"),
+        Row("4.shared", "4. ujson.cosmoext file, cxx-runtime=shared, vs stripped .so (bytes)",
+            "≤ 2×", 2.0, "bytes"),
         Row("5.create", "5. greenlet create+run (Ir/op)", "≤ 1.000", 1.0, "Ir/op"),
         Row("5.switch", "5. greenlet switch pair (Ir/op)", "≤ 1.000", 1.0, "Ir/op"),
         Row("6.ujson", "6. ujson import, embed vs python3.11 .so (µs)", "≤ 0.7×", 0.7, "µs"),
@@ -478,7 +501,7 @@ def make_rows() -> list[Row]:
 
 
 NEEDS_PYPI = {"2.ujson", "3.ext", "3.libs", "4.file", "4.image", "5.create", "5.switch",
-              "6.ujson", "7.ujson"}
+              "6.ujson", "7.ujson", "2.shared", "4.shared"}
 
 
 def measure(bench: Bench, rows: list[Row], offline: bool) -> None:
@@ -492,6 +515,8 @@ def measure(bench: Bench, rows: list[Row], offline: bool) -> None:
         (["2.ujson"], lambda: bench.row2(by["2.ujson"])),
         (["3.ext", "3.libs"], lambda: bench.row3((by["3.ext"], by["3.libs"]))),
         (["4.file", "4.image"], lambda: bench.row4((by["4.file"], by["4.image"]))),
+        (["2.shared"], lambda: bench.row2(by["2.shared"], "shared")),
+        (["4.shared"], lambda: bench.row4((by["4.shared"], Row("", "", "", 0, "")), "shared")),
         (["5.create", "5.switch"], lambda: bench.row5((by["5.create"], by["5.switch"]))),
         (["6.ujson"], lambda: bench.row6("ujson", by["6.ujson"])),
         (["7.ujson"], lambda: bench.row7("ujson", by["7.ujson"])),
