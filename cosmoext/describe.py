@@ -8,6 +8,22 @@ from typing import Any
 from . import format as fmt
 
 SCHEMA = "cosmoext.inspect/1"
+# C names the export tables give, which look like C++ runtime names.
+_LIBC_CXA = frozenset({"__cxa_atexit", "__cxa_finalize", "__cxa_thread_atexit_impl",
+                       "__cxa_at_quick_exit"})
+
+
+def _is_cxx_runtime_name(name: str) -> bool:
+    """The loader's cx_cxx_name (cxload.h), less libc's __cxa_ names."""
+    return (name.startswith(("_Z", "__cxa_", "__gxx_")) or name == "__dynamic_cast") \
+        and name not in _LIBC_CXA
+
+
+def cxx_runtime(img: fmt.Image) -> str:
+    """``shared`` if the image imports the C++ runtime (built with cxx-runtime
+    = shared: it loads only where libstdc++.so.6 is), else ``static``."""
+    shared = any(not i.weak and _is_cxx_runtime_name(i.name) for i in img.imports)
+    return "shared" if shared else "static"
 
 
 def describe(path: str) -> dict[str, Any]:
@@ -30,6 +46,7 @@ def describe(path: str) -> dict[str, Any]:
             "needs_near_placement": bool(img.flags & (fmt.F_NEAR_HOST | fmt.F_LOW_IMAGE
                                                        | fmt.F_LOW_HOST)),
             "needs_static_tls": bool(img.flags & fmt.F_STATIC_TLS),
+            "cxx_runtime": cxx_runtime(img),
             "vsize": img.vsize,
             "segments": [{"kind": fmt.SEG_NAMES[s.kind], "vaddr": s.vaddr, "memsz": s.memsz,
                           "filesz": len(s.data)} for s in img.segments],
@@ -53,7 +70,9 @@ def format_text(d: dict[str, Any]) -> str:
         place = ("needs near placement (non-PIC)" if i["needs_near_placement"]
                  else "position-independent")
         lines.append(f"  {i['arch']}: target {i['target']}, {i['python_abi']}, {place}"
-                     + (", static TLS" if i["needs_static_tls"] else ""))
+                     + (", static TLS" if i["needs_static_tls"] else "")
+                     + (", C++ runtime from libstdc++.so.6 (cxx-runtime = shared)"
+                        if i["cxx_runtime"] == "shared" else ""))
         lines.append("    segments: "
                      + ", ".join(f"{s['kind']} {s['memsz']}" for s in i["segments"]))
         lines.append("    fixups: "

@@ -52,6 +52,19 @@ def test_images_import_the_cxx_runtime(shared_dir: Path, pic_dir: Path) -> None:
         assert size * 4 < (pic_dir / f"{name}.cosmoext").stat().st_size, name
 
 
+def test_inspect_says_which_runtime(shared_dir: Path, pic_dir: Path) -> None:
+    import json
+
+    for d, want in ((shared_dir, "shared"), (pic_dir, "static")):
+        path = d / "cx_throw.cosmoext"
+        out = subprocess.run([sys.executable, "-m", "cosmoext", "inspect", "--json", str(path)],
+                             capture_output=True, text=True, check=True).stdout
+        assert [i["cxx_runtime"] for i in json.loads(out)["images"]] == [want]
+        text = subprocess.run([sys.executable, "-m", "cosmoext", "inspect", str(path)],
+                              capture_output=True, text=True, check=True).stdout
+        assert ("cxx-runtime = shared" in text) == (want == "shared"), text
+
+
 def test_cxx_suite_with_the_shared_runtime(shared_dir: Path) -> None:
     """test_ext_suite.py's C++ tests (static constructors, exceptions across
     images and through Python frames, thread_local, std containers)."""
