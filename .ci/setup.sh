@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 APT_PKGS=(gcc g++ binutils make cmake ninja-build libseccomp2 libc6-dev libstdc++-12-dev
           libpython3.11-dev libexpat1-dev zlib1g-dev strace clang lld
           gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user libpython3.11-dev:arm64
-          gcc-12 clang-19 binutils-aarch64-linux-gnu xz-utils libclang-rt-19-dev valgrind)
+          gcc-12 clang-19 binutils-aarch64-linux-gnu xz-utils libclang-rt-19-dev valgrind
+          libstdc++6:arm64)
 # aarch64 images are built with the cross compilers and tested under qemu-user
-# against Debian's arm64 CPython (multiarch), so dpkg must know arm64.
+# against Debian's arm64 CPython (multiarch), so dpkg must know arm64; its
+# libstdc++6 is the shared C++ runtime of cxx-runtime = shared images there.
 dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
 missing=()
 for p in "${APT_PKGS[@]}"; do

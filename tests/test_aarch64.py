@@ -43,9 +43,9 @@ from support.aarch64 import (
 )
 from support.aarch64 import env as qemu_env
 from support.build import build_ext, build_suite
-from support.extensions import EXTENSIONS, image_path
+from support.extensions import CPP, EXTENSIONS, image_path
 from support.refusal import IMPORT_CHILD, STATIC_TLS, refused_in_child
-from support.runs import EXT_SUITE, assert_all_passed
+from support.runs import EXT_SUITE, assert_all_passed, outcomes
 
 from cosmoext import format as fmt
 from cosmoext.errors import CosmoextError
@@ -423,3 +423,27 @@ def test_unreachable_veneer_is_a_build_error(a64_cross: None, tmp_path: Path) ->
            'cx_late: ret\\n.popsection\\n");')
     msg = _build_error(tmp_path, far)
     assert "R_AARCH64_JUMP26: veneer for cx_late" in msg and "128 MiB" in msg
+
+
+@pytest.mark.qemu
+def test_shared_cxx_runtime_in_arm64_cpython(a64_cpython: tuple[Path, Path], a64_site: Path,
+                                             tmp_path: Path) -> None:
+    """cxx-runtime = shared on aarch64: the suite's C++ tests against images
+    that import the C++ runtime from the arm64 libstdc++.so.6."""
+    images = build_suite(tmp_path / "shared", pic=True, arch=["aarch64"], names=sorted(CPP),
+                         cxx_runtime="shared")
+    select = ["-q", "-p", "no:cacheprovider", "-k", "cpp", SUITE]
+    listed = run([sys.executable, "-m", "pytest", "--collect-only", *select],
+                 env=dict(os.environ, CX_TEST_PIC_DIR=str(images), PYTHONPATH=str(HERE)))
+    want = sum(1 for line in listed.stdout.splitlines() if "test_ext_suite.py::" in line)
+    env = cpython_env(a64_cpython, a64_site, HERE, CX_TEST_PIC_DIR=str(images))
+    proc = run([*cpython_cmd(a64_cpython), "-m", "pytest", *select], env=env)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
+    got = outcomes(proc.stdout)
+    assert want > 0 and got == {"passed": want, "deselected": got.get("deselected", 0)}, got
+    code = ("import sys, cosmoext._hook as h; h.install(); sys.path.insert(0, sys.argv[1])\n"
+            "import cx_throw, cx_catch\n"
+            "print(cx_catch.call_and_catch(cx_throw.throw_std), "
+            "any('libstdc++.so' in l for l in open('/proc/self/maps')))\n")
+    out = check(cpython_cmd(a64_cpython, "-c", code, str(images)), env=cpython_env(a64_cpython))
+    assert out.strip() == "caught std: boom from cx_throw True"
