@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cxcxx.h"
 #include "cxfixup_aarch64.h"
 #include "cxformat.h"
 #include "cxload.h"

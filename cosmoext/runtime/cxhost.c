@@ -137,7 +137,6 @@ static const void *unwinder_sym(const char *name) {
 #define FRAME_INFO_FUNCS                                                          \
   {"__register_frame_info", CX_FROM_UNWINDER},                                    \
   {"__deregister_frame_info", CX_FROM_UNWINDER},
-
 #else
 /* libgcc_s, or libgcc_eh in a static build. */
 extern void __register_frame_info(const void *, void *);

@@ -17,17 +17,11 @@ struct cx_host {
   /* Register an image's .eh_frame (zero-terminated) with the interpreter's
      unwinder, before its initialisers run; NULL if there is none. */
   void (*register_frames)(const void *eh_frame);
-  /* The shared C++ runtime's definition of a C++ name (cx_cxx_name), for
-     images with a non-weak import of one (built with cxx-runtime = shared);
-     NULL if this interpreter has none. */
+  /* The shared C++ runtime's definition of a C++ name (cxcxx.h), for images
+     with a non-weak import of one (built with cxx-runtime = shared); NULL if
+     this interpreter has none. */
   const void *(*resolve_cxx)(const char *name, uint32_t hash);
 };
-
-/* A C++ runtime name: mangled, or an Itanium C++ ABI entry point. */
-static inline int cx_cxx_name(const char *n) {
-  return (n[0] == '_' && n[1] == 'Z') || __builtin_strncmp(n, "__cxa_", 6) == 0 ||
-         __builtin_strncmp(n, "__gxx_", 6) == 0 || __builtin_strcmp(n, "__dynamic_cast") == 0;
-}
 
 struct cx_segment_map {
   uintptr_t start;

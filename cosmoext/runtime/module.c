@@ -8,6 +8,7 @@
 
 #include "cxcodemem.h"
 #include "cxcrc32c.h"
+#include "cxcxx.h"
 #include "cxexports.h"
 #include "cxhost.h"
 #include "cxload.h"
