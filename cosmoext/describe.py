@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from . import format as fmt
+from .exports.gen_exports import read_libc_list
 
 SCHEMA = "cosmoext.inspect/1"
-# C names the export tables give, which look like C++ runtime names.
-_LIBC_CXA = frozenset({"__cxa_atexit", "__cxa_finalize", "__cxa_thread_atexit_impl",
-                       "__cxa_at_quick_exit"})
+
+
+@functools.cache
+def _export_table_names() -> frozenset[str]:
+    """The curated C names of every export table (some look like C++ runtime
+    names: libc's __cxa_atexit)."""
+    return frozenset(read_libc_list(Path(__file__).parent / "exports" / "libc.txt"))
 
 
 def _is_cxx_runtime_name(name: str) -> bool:
-    """The loader's cx_cxx_name (cxload.h), less libc's __cxa_ names."""
+    """The loader's cx_cxx_name (runtime/cxcxx.h), less the export table's names."""
     return (name.startswith(("_Z", "__cxa_", "__gxx_")) or name == "__dynamic_cast") \
-        and name not in _LIBC_CXA
+        and name not in _export_table_names()
 
 
 def cxx_runtime(img: fmt.Image) -> str:
