@@ -67,23 +67,26 @@ def collected(path: str | Path = EXT_SUITE, *args: str) -> int:
                            "-p", "no:cacheprovider", *args, str(path)],
                           capture_output=True, text=True, timeout=300, cwd=str(TESTS),
                           env=env)
-    m = re.search(r"^(\d+) tests? collected", proc.stdout, re.M)
+    m = re.search(r"^(\d+)(?:/\d+)? tests? collected", proc.stdout, re.M)  # "28/123": -k
     assert proc.returncode == 0 and m, proc.stdout[-2000:] + proc.stderr[-2000:]
     return int(m.group(1))
 
 
 def assert_all_passed(stdout: str, path: str | Path = EXT_SUITE,
-                      skip_reason: str | None = None) -> int:
-    """A child run of ``path`` passed every test this interpreter collects from it,
-    except those skipped there for ``skip_reason`` (counted from the ``-rs`` report);
-    return the number passed."""
+                      skip_reason: str | None = None, select: tuple[str, ...] = ()) -> int:
+    """A child run of ``path`` (with pytest arguments ``select``, e.g. ``-k cpp``)
+    passed every test this interpreter collects from it with them, except those
+    skipped there for ``skip_reason`` (counted from the ``-rs`` report), and
+    deselected the rest; return the number passed."""
     skipped = 0
     if skip_reason:
         skipped = sum(int(n) for n in re.findall(
             rf"^SKIPPED \[(\d+)\] .*: {re.escape(skip_reason)}$", stdout, re.M))
-    want = {"passed": collected(path) - skipped}
+    want = {"passed": collected(path, *select) - skipped}
     if skipped:
         want["skipped"] = skipped
+    if collected(path) > collected(path, *select):
+        want["deselected"] = collected(path) - collected(path, *select)
     got = outcomes(stdout)
     assert got == want, f"{got} != {want}\n{stdout[-2000:]}"
     return want["passed"]
