@@ -296,9 +296,9 @@ class Bench:
         row.fill(self.import_us(self.host, "preload", name, dirs))
         row.details = "fresh host CPython per sample, runtime loaded first, gcc -O2 both"
 
-    def row2(self, row: Row, cx: str = "cosmoext") -> None:
+    def row2(self, row: Row, kind: str = "cosmoext") -> None:
         d = self.port("ujson")
-        dirs = {"cosmoext": d[cx], "native": d["native"]}
+        dirs = {"cosmoext": d[kind], "native": d["native"]}
 
         def take(kind: str) -> float:
             res = self.child(self.host, "plain", "ujson", dirs[kind], kind)
@@ -308,7 +308,7 @@ class Bench:
         row.fill(paired(self.rounds, take))
         row.details = ("fresh host CPython per sample, .pth hook installed, runtime not "
                        "loaded before: the .cosmoext side includes loading cosmoext._runtime")
-        if cx == "shared":
+        if kind == "shared":
             us = [float(last_json(run([*self.host, "-c", OPEN_LIBSTDCXX], env=self.env))["ns"])
                   / 1e3 for _ in range(self.rounds)]
             q1, med, q3 = quartiles(us)
@@ -366,17 +366,19 @@ class Bench:
                            + (f"; still resident after eviction: {', '.join(kept)}" if kept
                               else "; all evicted (mincore)") + "; runtime loaded first")
 
-    def row4(self, rows: tuple[Row, Row], cx: str = "cosmoext") -> None:
+    def row4(self, file_row: Row, image_row: Row | None = None,
+             kind: str = "cosmoext") -> None:
         d = self.port("ujson")
-        s = bench_ports.sizes({"cosmoext": [d[f"file-{cx}"]], "native": [d["file-native"]]},
+        s = bench_ports.sizes({"cosmoext": [d[f"file-{kind}"]], "native": [d["file-native"]]},
                               self.root)
         cx, nat = s["cosmoext"][0], s["native"][0]
-        file_row, image_row = rows
         file_row.cosmoext, file_row.native = cx["file_bytes"], nat["stripped_bytes"]
         file_row.ratio = cx["file_bytes"] / nat["stripped_bytes"]
         file_row.data = s
         file_row.details = (f".so as built {nat['file_bytes']:,} bytes; stripped copy: "
                             "strip --strip-unneeded")
+        if image_row is None:
+            return
         worst = max(cx["images"], key=lambda im: im["bytes"])
         image_row.cosmoext, image_row.native = worst["bytes"], nat["stripped_bytes"]
         image_row.ratio = worst["bytes"] / nat["stripped_bytes"]
@@ -514,9 +516,9 @@ def measure(bench: Bench, rows: list[Row], offline: bool) -> None:
         (["7.cx_tables"], lambda: bench.row7("cx_tables", by["7.cx_tables"])),
         (["2.ujson"], lambda: bench.row2(by["2.ujson"])),
         (["3.ext", "3.libs"], lambda: bench.row3((by["3.ext"], by["3.libs"]))),
-        (["4.file", "4.image"], lambda: bench.row4((by["4.file"], by["4.image"]))),
-        (["2.shared"], lambda: bench.row2(by["2.shared"], "shared")),
-        (["4.shared"], lambda: bench.row4((by["4.shared"], Row("", "", "", 0, "")), "shared")),
+        (["4.file", "4.image"], lambda: bench.row4(by["4.file"], by["4.image"])),
+        (["2.shared"], lambda: bench.row2(by["2.shared"], kind="shared")),
+        (["4.shared"], lambda: bench.row4(by["4.shared"], kind="shared")),
         (["5.create", "5.switch"], lambda: bench.row5((by["5.create"], by["5.switch"]))),
         (["6.ujson"], lambda: bench.row6("ujson", by["6.ujson"])),
         (["7.ujson"], lambda: bench.row7("ujson", by["7.ujson"])),
