@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from harness.wx_guard import run_under_wx_filter
 from support import runs
+from support.build import build_ext
+from support.extensions import cflags, sources
 from support.runs import EXT_SUITE, assert_all_passed
 
 HERE = Path(__file__).parent
@@ -91,9 +93,6 @@ def test_shared_cxx_runtime_image_is_refused(embed_python: Path, tmp_path: Path)
     """An image built with cxx-runtime = shared imports libstdc++'s names, which
     this interpreter does not have: one ImportError naming them and the
     setting, and nothing left behind."""
-    from support.build import build_ext
-    from support.extensions import cflags, sources
-
     build_ext(name="cx_throw", sources=sources("cx_throw"), cflags=cflags("cx_throw"),
               output=str(tmp_path / "cx_throw.cosmoext"), pic=False, cxx_runtime="shared")
     code = ("import sys, cosmoext._runtime as r; sys.path.insert(0, sys.argv[1])\n"
